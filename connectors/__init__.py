@@ -1,0 +1,1 @@
+"""Connectors: one package per source system, built on the SDK in ``hub``."""

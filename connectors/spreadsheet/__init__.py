@@ -1,0 +1,1 @@
+"""Sales lead spreadsheets (CSV and XLSX) dropped into a directory."""

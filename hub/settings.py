@@ -1,0 +1,158 @@
+"""Typed, frozen settings: environment variables with the ``HUB_`` prefix, then an optional
+``crmhub.yaml`` (path from ``HUB_CONFIG_FILE``, default ``./crmhub.yaml``), then defaults.
+
+Unset external URLs mean the embedded default: ``crmhub up`` starts a broker and serves the
+schema registry itself, and the database is SQLite under ``HUB_HOME`` (``./.hub``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from hub.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RUNTIME_FILE = "runtime.json"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HUB_", frozen=True, extra="forbid")
+
+    home: Path = Field(default=Path(".hub"), description="Working directory for embedded state")
+    kafka_bootstrap: str | None = Field(
+        default=None, description="host:port list of an external Kafka cluster"
+    )
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL of the read model")
+    schema_registry_url: str | None = Field(
+        default=None, description="URL of an external Confluent-compatible schema registry"
+    )
+    tansu_bin: Path | None = Field(default=None, description="Path of the embedded broker binary")
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8083, ge=0, le=65535)
+    policies_dir: Path = REPO_ROOT / "policies"
+    schemas_dir: Path = REPO_ROOT / "schemas"
+    drop_dir: Path | None = Field(default=None, description="Sales spreadsheet drop directory")
+    lead_mapping: Path = REPO_ROOT / "connectors" / "spreadsheet" / "mappings" / "sales_leads.yaml"
+    audit_key: SecretStr | None = Field(
+        default=None, description="HMAC key that signs audit-trail links; generated if unset"
+    )
+    dlp_key: SecretStr | None = Field(
+        default=None, description="Master secret of DLP keys (hex, 64 chars); generated if unset"
+    )
+    dlp_backend: Literal["auto", "re2", "hyperscan", "re"] = Field(
+        default="auto", description="DLP candidate matcher; auto picks the fastest installed"
+    )
+    processor_batch_size: int = Field(default=500, ge=1)
+    processor_batch_within: float = Field(default=0.2, gt=0)
+    consumer_session_timeout_ms: int = Field(default=6000, ge=1000)
+    log_level: str = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        yaml_file = os.environ.get("HUB_CONFIG_FILE", "crmhub.yaml")
+        return (
+            init_settings,
+            env_settings,
+            YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file),
+        )
+
+    # -- derived values -------------------------------------------------------------------
+    @cached_property
+    def effective_drop_dir(self) -> Path:
+        return self.drop_dir if self.drop_dir is not None else self.home / "drop"
+
+    @cached_property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'hub.db').resolve()}"
+
+    @cached_property
+    def api_url(self) -> str:
+        return f"http://{self.api_host}:{self.api_port}"
+
+    @cached_property
+    def effective_registry_url(self) -> str:
+        return self.schema_registry_url or self.api_url
+
+    def require_bootstrap(self) -> str:
+        if self.kafka_bootstrap:
+            return self.kafka_bootstrap
+        runtime = read_runtime(self.home)
+        if runtime and runtime.get("kafka_bootstrap"):
+            return str(runtime["kafka_bootstrap"])
+        raise ConfigError(
+            "HUB_KAFKA_BOOTSTRAP is not set and no embedded broker is running "
+            f"(no {self.home / RUNTIME_FILE}); start one with `crmhub up`"
+        )
+
+    def audit_key_bytes(self) -> bytes:
+        return self._secret(self.audit_key, "audit.key")
+
+    def dlp_master_key(self) -> bytes:
+        return self._secret(self.dlp_key, "dlp.key")
+
+    def _secret(self, value: SecretStr | None, file_name: str) -> bytes:
+        """The configured secret, else one generated once into HUB_HOME (mode 0600)."""
+        if value is not None:
+            return value.get_secret_value().encode()
+        path = self.home / file_name
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:  # O_EXCL: of processes racing to create it, exactly one writes
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass
+            else:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(os.urandom(32).hex().encode())
+        for _ in range(50):  # the winner may not have written yet
+            data = path.read_bytes().strip()
+            if data:
+                return data
+            time.sleep(0.01)
+        raise ConfigError(f"{path} is empty; delete it or set the key")
+
+    def kafka_common(self) -> dict[str, Any]:
+        """librdkafka properties shared by every hub client."""
+        return {"bootstrap.servers": self.require_bootstrap()}
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings; a wrong setting becomes one ConfigError line naming it."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        name = f"HUB_{loc.upper()}" if loc else "settings"
+        raise ConfigError(f"invalid setting {name}: {err.get('msg', 'invalid value')}") from None
+
+
+def read_runtime(home: Path) -> dict[str, Any] | None:
+    path = home / RUNTIME_FILE
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

@@ -1,0 +1,31 @@
+"""Topic names: the public, versioned contract of the hub (documented in README.md)."""
+
+from __future__ import annotations
+
+RAW_SALES_LEADS = "crm.raw.sales.leads.v1"
+CLEAN_SALES_LEADS = "crm.clean.sales.leads.v1"
+QUARANTINE = "crm.quarantine.v1"
+DLP_INCIDENTS = "crm.dlp.incidents.v1"
+
+SCHEMAS = "_schemas"
+CONNECT_OFFSETS = "_hub-connect-offsets"
+CONNECT_CONFIGS = "_hub-connect-configs"
+CONNECT_STATUS = "_hub-connect-status"
+
+# topic -> (partitions, extra topic config)
+DEFAULT_PARTITIONS = 4
+TOPIC_SPECS: dict[str, tuple[int, dict[str, str]]] = {
+    RAW_SALES_LEADS: (DEFAULT_PARTITIONS, {}),
+    CLEAN_SALES_LEADS: (DEFAULT_PARTITIONS, {}),
+    QUARANTINE: (DEFAULT_PARTITIONS, {}),
+    DLP_INCIDENTS: (DEFAULT_PARTITIONS, {}),
+    SCHEMAS: (1, {"cleanup.policy": "compact"}),
+    CONNECT_OFFSETS: (1, {"cleanup.policy": "compact"}),
+    CONNECT_CONFIGS: (1, {"cleanup.policy": "compact"}),
+    CONNECT_STATUS: (1, {"cleanup.policy": "compact"}),
+}
+
+
+def subject_for(topic: str) -> str:
+    """Confluent TopicNameStrategy: the value schema of `topic` lives under `<topic>-value`."""
+    return f"{topic}-value"

@@ -1,0 +1,142 @@
+"""Tables of the read model and the audit trail (SQLAlchemy 2.x declarative).
+
+The schema itself is created by the Alembic migrations in ``projections/migrations``;
+these classes describe it for queries and must stay in step with them.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# BIGINT on PostgreSQL; INTEGER on SQLite, where only INTEGER PRIMARY KEY autoincrements.
+BigIntKey = BigInteger().with_variant(Integer(), "sqlite")
+UtcDateTime = DateTime(timezone=True)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Lead(Base):
+    """The CRM's current view of a sales lead: the latest clean event per lead_id."""
+
+    __tablename__ = "leads"
+
+    lead_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    first_name: Mapped[str | None] = mapped_column(Text)
+    last_name: Mapped[str | None] = mapped_column(Text)
+    email: Mapped[str | None] = mapped_column(Text)
+    phone_e164: Mapped[str | None] = mapped_column(Text)
+    phone_display: Mapped[str | None] = mapped_column(Text)
+    company: Mapped[str | None] = mapped_column(Text)
+    job_title: Mapped[str | None] = mapped_column(Text)
+    country: Mapped[str | None] = mapped_column(Text)
+    lead_source: Mapped[str | None] = mapped_column(Text)
+    lead_status: Mapped[str | None] = mapped_column(Text)
+    created_on: Mapped[date | None] = mapped_column(Date)
+    owner: Mapped[str | None] = mapped_column(Text)
+    notes: Mapped[str | None] = mapped_column(Text)
+    # Lineage of the event the row was last written from.
+    last_event_id: Mapped[str] = mapped_column(Text)
+    source_topic: Mapped[str] = mapped_column(Text)
+    source_partition: Mapped[int] = mapped_column(Integer)
+    source_offset: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, doc="Event time (ce_time)")
+
+
+class QuarantineRow(Base):
+    """One row per quarantine event, for data stewards. The payload stays on the topic."""
+
+    __tablename__ = "quarantine_records"
+
+    event_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    quarantine_id: Mapped[str] = mapped_column(Text, index=True)
+    stage: Mapped[str] = mapped_column(Text, index=True)
+    department: Mapped[str | None] = mapped_column(Text)
+    connector: Mapped[str | None] = mapped_column(Text)
+    source_file: Mapped[str | None] = mapped_column(Text)
+    source_row: Mapped[int | None] = mapped_column(BigInteger)
+    source_topic: Mapped[str | None] = mapped_column(Text)
+    source_partition: Mapped[int | None] = mapped_column(Integer)
+    source_offset: Mapped[int | None] = mapped_column(BigInteger)
+    source_event_id: Mapped[str | None] = mapped_column(Text)
+    entity_id: Mapped[str | None] = mapped_column(Text, index=True)
+    reasons: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    policy_version: Mapped[str | None] = mapped_column(Text)
+    payload_format: Mapped[str | None] = mapped_column(Text)
+    quarantined_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    status: Mapped[str] = mapped_column(String(32), server_default="open", index=True)
+    # Where the quarantine event itself was read (for re-drive from the topic).
+    topic: Mapped[str] = mapped_column(Text)
+    partition: Mapped[int] = mapped_column(Integer)
+    offset: Mapped[int] = mapped_column(BigInteger)
+
+
+class QuarantineReason(Base):
+    """The reasons of a quarantine row, one per broken rule, so stewards can count and
+    filter by rule id with plain SQL on any database."""
+
+    __tablename__ = "quarantine_reasons"
+
+    event_id: Mapped[str] = mapped_column(
+        Text, ForeignKey("quarantine_records.event_id"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rule_id: Mapped[str] = mapped_column(Text, index=True)
+    field: Mapped[str | None] = mapped_column(Text)
+
+
+class AuditEntry(Base):
+    """Insert-only, hash-chained and signed record of every event consumed.
+
+    One chain per (topic, partition), ordered by offset."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (UniqueConstraint("topic", "partition", "offset"),)
+
+    seq: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    topic: Mapped[str] = mapped_column(Text)
+    partition: Mapped[int] = mapped_column(Integer)
+    offset: Mapped[int] = mapped_column(BigInteger)
+    event_id: Mapped[str] = mapped_column(Text, unique=True)
+    event_type: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str] = mapped_column(Text)
+    event_time: Mapped[datetime] = mapped_column(UtcDateTime)
+    payload_digest: Mapped[str] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(String(64))
+
+
+class ProjectionOffset(Base):
+    """Next offset to read, per projection and partition; written with the batch's rows."""
+
+    __tablename__ = "projection_offsets"
+
+    projection: Mapped[str] = mapped_column(String(100), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(255), primary_key=True)
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+    next_offset: Mapped[int] = mapped_column(BigInteger)

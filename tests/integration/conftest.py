@@ -1,0 +1,184 @@
+"""Fixtures shared by the integration tests: a real schema registry (the hub's own
+``SchemaStore`` on the session broker, served by a real uvicorn server) and the real
+processor (the Faust app) in a subprocess, plus small helpers to read topics whole."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import uvicorn
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from fastapi import FastAPI
+
+from hub.broker import free_port
+from hub.connect_state import ConnectState
+from hub.registry.api import create_registry_app
+from hub.registry.store import SchemaStore
+from hub.settings import REPO_ROOT
+
+
+@contextmanager
+def serve(app: FastAPI) -> Iterator[str]:
+    """A real uvicorn server on 127.0.0.1 in a background thread; yields its base URL."""
+    port = free_port()
+    # ws="none": no websocket routes, and no websockets import (its deprecation warnings
+    # would fail a warnings-as-errors run).
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws="none")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=f"registry-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive(), "uvicorn exited during start-up"
+        assert time.monotonic() < deadline, "uvicorn did not start within 10 s"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@contextmanager
+def running_registry(bootstrap: str, topic: str) -> Iterator[str]:
+    """The hub's registry (state in ``topic`` on ``bootstrap``) behind a real HTTP server."""
+    store = SchemaStore(bootstrap, topic)
+    store.start()
+    try:
+        with serve(create_registry_app(store)) as url:
+            yield url
+    finally:
+        store.close()
+
+
+@pytest.fixture(scope="session")
+def registry_url(kafka_bootstrap: str) -> Iterator[str]:
+    """URL of a real Confluent-compatible registry (the hub's) for this test session."""
+    with running_registry(kafka_bootstrap, f"_schemas-it-{uuid.uuid4().hex[:10]}") as url:
+        yield url
+
+
+@pytest.fixture
+def registry(registry_url: str) -> Iterator[SchemaRegistryClient]:
+    """A fresh Confluent client (empty caches) on the session registry."""
+    with SchemaRegistryClient({"url": registry_url}) as client:
+        yield client
+
+
+def hub_env(bootstrap: str, registry_url: str, home: Path, **extra: str) -> dict[str, str]:
+    """The environment of a hub process started by a test."""
+    return {
+        **os.environ,
+        "PYTHONPATH": str(REPO_ROOT),
+        "HUB_HOME": str(home),
+        "HUB_KAFKA_BOOTSTRAP": bootstrap,
+        "HUB_SCHEMA_REGISTRY_URL": registry_url,
+        "HUB_CONFIG_FILE": str(home / "absent-crmhub.yaml"),
+        **extra,
+    }
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> int:
+    """SIGTERM, then SIGKILL if it does not exit in time; returns the exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+@contextmanager
+def running_processor(bootstrap: str, registry_url: str, home: Path) -> Iterator[Path]:
+    """The real processor (``python -m hub.cli worker processor``: the Faust app) as a
+    subprocess on ``bootstrap`` and ``registry_url``; yields its log file. Stopped with
+    SIGTERM on exit, which must end it with code 0. The embedded broker delays its group
+    join by half the session timeout (3 s with the 6 s default): allow ~10 s to start."""
+    home.mkdir(parents=True, exist_ok=True)
+    log_path = home / "processor.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hub.cli", "worker", "processor"],
+            cwd=home,
+            env=hub_env(bootstrap, registry_url, home),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        yield log_path
+        assert proc.poll() is None, log_path.read_text(errors="replace")[-3000:]
+    finally:
+        code = stop_process(proc)
+    assert code == 0, log_path.read_text(errors="replace")[-3000:]
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 60.0, interval: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"condition not reached within {timeout:.0f}s")
+
+
+def read_topic(
+    bootstrap: str, topic: str, *, expect: int | None = None, idle: float = 1.0
+) -> list[Message]:
+    """Every message of ``topic`` (assign from the beginning, no group join). Reads until
+    the topic has been quiet for ``idle`` seconds (tansu's watermarks can lag the log, so
+    they are not used as counts); with ``expect``, until that many arrived and then quiet
+    for a short while (anything extra still shows up)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"it-read-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+        }
+    )
+    out: list[Message] = []
+    try:
+        md = consumer.list_topics(topic, timeout=10)
+        parts = md.topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
+        deadline = time.monotonic() + 60
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline:
+            batch = consumer.consume(10_000, 0.1)
+            now = time.monotonic()
+            if batch:
+                quiet_since = now
+            out.extend(m for m in batch if m.error() is None)
+            enough = expect is None or len(out) >= expect
+            if enough and now - quiet_since >= (idle if expect is None else 0.3):
+                break
+        return out
+    finally:
+        consumer.close()
+
+
+def headers_of(msg: Message) -> dict[str, str]:
+    return {k: v.decode() for k, v in msg.headers() or [] if v is not None}
+
+
+def open_state(bootstrap: str, names: dict[str, str]) -> ConnectState:
+    """A state store on the test's own topics (not started)."""
+    return ConnectState(
+        bootstrap,
+        configs_topic=names["configs_topic"],
+        status_topic=names["status_topic"],
+        offsets_topic=names["offsets_topic"],
+    )

@@ -1,0 +1,460 @@
+"""ProjectionStore and verify_chain against real databases: SQLite always, PostgreSQL when
+HUB_TEST_DATABASE_URL is set (each test gets its own PostgreSQL schema, dropped after)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Engine, select, text
+from sqlalchemy.engine import make_url
+
+from hub.events import EventMeta, deterministic_id
+from hub.topics import CLEAN_SALES_LEADS, QUARANTINE
+from projections.audit import verify_chain
+from projections.db import make_engine, migrate
+from projections.models import AuditEntry, Base, Lead, ProjectionOffset, QuarantineRow
+from projections.store import ConsumedEvent, Item, ProjectionStore, UndecodableEvent
+
+pytestmark = pytest.mark.integration
+
+KEY = b"integration-audit-key"
+T0 = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
+BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("HUB_TEST_DATABASE_URL") else [])
+
+
+@contextmanager
+def fresh_database(
+    backend: str, database_urls: list[str], tmp_path: Path, *, migrated: bool = True
+) -> Iterator[str]:
+    """An empty database of ``backend`` (migrated to head unless told otherwise); its URL."""
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / f'{uuid.uuid4().hex[:8]}.db'}"
+        if migrated:
+            migrate(url)
+        yield url
+        return
+    base = next(u for u in database_urls if u.startswith("postgres"))
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(base)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        url = (
+            make_url(base)
+            .update_query_dict({"options": f"-csearch_path={schema}"})
+            .render_as_string(hide_password=False)
+        )
+        if migrated:
+            migrate(url)
+        yield url
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(
+    request: pytest.FixtureRequest, database_urls: list[str], tmp_path: Path
+) -> Iterator[str]:
+    with fresh_database(request.param, database_urls, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    eng = make_engine(db_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def store(engine: Engine) -> ProjectionStore:
+    return ProjectionStore(engine, audit_key=KEY)
+
+
+# -- event builders ------------------------------------------------------------------------
+def lead_event(
+    lead: int, version: int, partition: int, offset: int, *, topic: str = CLEAN_SALES_LEADS
+) -> ConsumedEvent:
+    lead_id = f"L-{lead:04d}"
+    value: dict[str, Any] = {
+        "lead_id": lead_id,
+        "first_name": f"First{lead}",
+        "last_name": "Example",
+        "email": f"lead{lead}@example.com",
+        "phone_e164": "+14155550100",
+        "phone_display": "+1-415-555-0100",
+        "company": f"Company v{version}",
+        "job_title": "CTO",
+        "country": "US",
+        "lead_source": "web",
+        "lead_status": f"status-{version}",
+        "created_on": date(2024, 1, 1) + timedelta(days=lead),
+        "owner": "rep",
+        "notes": None,
+    }
+    raw = f"{lead_id}:{version}".encode()
+    meta = EventMeta(
+        id=deterministic_id("lead", lead_id, str(version)),
+        source="test/spreadsheet",
+        type="crm.sales.lead.validated.v1",
+        subject=lead_id,
+        time=T0 + timedelta(minutes=version, seconds=lead),
+    )
+    return ConsumedEvent(topic, partition, offset, lead_id, meta, value, raw)
+
+
+def quarantine_event(n: int, partition: int, offset: int, rules: Sequence[str]) -> ConsumedEvent:
+    value: dict[str, Any] = {
+        "quarantine_id": f"Q-{n}",
+        "stage": "validation" if n % 2 else "connector",
+        "department": "sales",
+        "connector": "spreadsheet",
+        "source_file": "leads.xlsx",
+        "source_row": n + 2,
+        "source_topic": "crm.raw.sales.leads.v1",
+        "source_partition": 0,
+        "source_offset": n,
+        "source_event_id": f"raw-{n}",
+        "entity_id": f"L-{n:04d}",
+        "reasons": [{"rule_id": r, "field": "email", "message": "is not valid"} for r in rules],
+        "policy_version": "7",
+        "payload_format": "json",
+        "payload": b'{"email": "secret@example.com"}',
+        "quarantined_at": T0 + timedelta(seconds=n),
+    }
+    meta = EventMeta(
+        id=deterministic_id("quarantine", str(n)),
+        source="test/validation",
+        type="crm.quarantine.v1",
+        subject=f"L-{n:04d}",
+        time=T0,
+    )
+    return ConsumedEvent(QUARANTINE, partition, offset, f"L-{n:04d}", meta, value, b"q%d" % n)
+
+
+def sample_events() -> list[ConsumedEvent]:
+    """12 leads on 3 partitions, each written 3 times (versions 0..2), plus 5 quarantine
+    events on 2 partitions; offsets contiguous per partition, in log order."""
+    offsets: dict[tuple[str, int], int] = {}
+    events: list[ConsumedEvent] = []
+
+    def next_offset(topic: str, partition: int) -> int:
+        off = offsets.get((topic, partition), 0)
+        offsets[(topic, partition)] = off + 1
+        return off
+
+    for version in range(3):
+        for lead in range(12):
+            p = lead % 3
+            events.append(lead_event(lead, version, p, next_offset(CLEAN_SALES_LEADS, p)))
+    for n in range(5):
+        p = n % 2
+        rules = ["email.syntax"] if n < 3 else ["email.syntax", "phone.parse"]
+        events.append(quarantine_event(n, p, next_offset(QUARANTINE, p), rules))
+    return events
+
+
+def snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table, without surrogate keys, in a stable order."""
+    a = AuditEntry.__table__.c
+    with engine.connect() as conn:
+        return {
+            "leads": [tuple(r) for r in conn.execute(select(Lead).order_by(Lead.lead_id))],
+            "quarantine": [
+                tuple(r)
+                for r in conn.execute(select(QuarantineRow).order_by(QuarantineRow.event_id))
+            ],
+            "audit": [
+                tuple(r)
+                for r in conn.execute(
+                    select(*[c for c in a if c.name != "seq"]).order_by(
+                        a.topic, a.partition, a.offset
+                    )
+                )
+            ],
+            "offsets": [
+                tuple(r)
+                for r in conn.execute(
+                    select(ProjectionOffset).order_by(
+                        ProjectionOffset.topic, ProjectionOffset.partition
+                    )
+                )
+            ],
+        }
+
+
+def apply_in_batches(store: ProjectionStore, items: Sequence[Item], size: int) -> None:
+    for start in range(0, len(items), size):
+        store.apply(items[start : start + size])
+
+
+# -- tests ---------------------------------------------------------------------------------
+def test_migrations_match_the_models(engine: Engine) -> None:
+    with engine.connect() as conn:
+        diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diffs == []
+
+
+def test_migrate_twice_is_harmless(db_url: str) -> None:
+    migrate(db_url)
+    eng = make_engine(db_url)
+    with eng.connect() as conn:
+        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0001"
+    eng.dispose()
+
+
+def test_apply_writes_rows_audit_and_offsets(store: ProjectionStore, engine: Engine) -> None:
+    events = sample_events()
+    result = store.apply(events)
+
+    assert result.received == len(events) == 41
+    assert result.audited == 41
+    assert result.skipped == 0
+    assert result.leads == 12
+    assert result.quarantined == 5
+    counts = store.counts()
+    assert counts == {
+        "leads": 12,
+        "quarantine": 5,
+        "quarantine_by_stage": {"connector": 3, "validation": 2},
+        "quarantine_by_rule": {"email.syntax": 5, "phone.parse": 2},
+        "audit_entries": 41,
+    }
+    assert store.positions() == {
+        (CLEAN_SALES_LEADS, 0): 12,
+        (CLEAN_SALES_LEADS, 1): 12,
+        (CLEAN_SALES_LEADS, 2): 12,
+        (QUARANTINE, 0): 3,
+        (QUARANTINE, 1): 2,
+    }
+    with engine.connect() as conn:
+        lead = conn.execute(select(Lead).where(Lead.lead_id == "L-0004")).one()
+        audit = conn.execute(
+            select(AuditEntry).where(AuditEntry.event_id == events[0].meta.id)
+        ).one()
+        q = conn.execute(select(QuarantineRow).where(QuarantineRow.quarantine_id == "Q-3")).one()
+    # The latest version of the lead, with its lineage.
+    assert lead.company == "Company v2"
+    assert lead.created_on == date(2024, 1, 5)
+    assert lead.source_partition == 1
+    assert lead.source_offset == 2 * 4 + 1
+    assert lead.last_event_id == deterministic_id("lead", "L-0004", "2")
+    assert lead.updated_at.replace(tzinfo=UTC) == T0 + timedelta(minutes=2, seconds=4)
+    # The audit row of the first event.
+    assert audit.prev_hash == "0" * 64
+    assert audit.payload_digest == hashlib.sha256(events[0].raw_value).hexdigest()
+    assert (audit.topic, audit.partition, audit.offset) == (CLEAN_SALES_LEADS, 0, 0)
+    assert audit.subject == "L-0000"
+    # The quarantine row: reasons as JSON, status open, no payload column.
+    assert q.stage == "validation"
+    assert q.status == "open"
+    assert q.reasons == [
+        {"rule_id": "email.syntax", "field": "email", "message": "is not valid"},
+        {"rule_id": "phone.parse", "field": "email", "message": "is not valid"},
+    ]
+    assert q.source_row == 5
+    assert "payload" not in QuarantineRow.__table__.c
+    assert verify_chain(engine, KEY).ok
+
+
+def test_apply_twice_changes_nothing(store: ProjectionStore, engine: Engine) -> None:
+    events = sample_events()
+    store.apply(events)
+    before = snapshot(engine)
+
+    again = store.apply(events)
+    apply_in_batches(store, events, 5)
+
+    assert again.audited == 0
+    assert again.skipped == len(events)
+    assert snapshot(engine) == before
+    assert store.counts()["audit_entries"] == len(events)
+
+
+def test_duplicate_event_id_in_one_batch_is_applied_once(store: ProjectionStore) -> None:
+    first = lead_event(1, 0, 0, 0)
+    copy = ConsumedEvent(
+        first.topic, 0, 1, first.key, first.meta, first.value, first.raw_value
+    )  # a producer retry: same event id, next offset
+    result = store.apply([first, copy])
+    assert (result.audited, result.skipped) == (1, 1)
+    assert store.counts()["audit_entries"] == 1
+    assert store.positions() == {(CLEAN_SALES_LEADS, 0): 2}
+
+
+def test_older_event_does_not_overwrite_newer(store: ProjectionStore, engine: Engine) -> None:
+    store.apply([lead_event(7, 2, 0, 10)])
+    # An event from further back in the same partition, with an id never seen.
+    result = store.apply([lead_event(7, 1, 0, 4)])
+    assert (result.audited, result.skipped) == (0, 1)
+    with engine.connect() as conn:
+        row = conn.execute(select(Lead).where(Lead.lead_id == "L-0007")).one()
+    assert (row.company, row.source_offset) == ("Company v2", 10)
+
+    # Inside one batch the newest (partition, offset) wins whatever the batch order.
+    store.apply([lead_event(8, 2, 1, 7), lead_event(8, 1, 1, 3)])
+    with engine.connect() as conn:
+        row = conn.execute(select(Lead).where(Lead.lead_id == "L-0008")).one()
+    assert (row.company, row.source_offset) == ("Company v2", 7)
+
+
+def test_upsert_keeps_the_row_with_the_newer_position(
+    store: ProjectionStore, engine: Engine
+) -> None:
+    # A second store reads the same lead from another topic (own audit chain), so only the
+    # upsert's (partition, offset) condition stands between an older event and the row.
+    store.apply([lead_event(3, 5, 0, 50)])
+    replay = CLEAN_SALES_LEADS + ".replay"
+    replay_store = ProjectionStore(
+        engine, audit_key=KEY, projection="replay", topics=store.topics._replace(leads=replay)
+    )
+    assert replay_store.apply([lead_event(3, 3, 0, 30, topic=replay)]).audited == 1
+    with engine.connect() as conn:
+        row = conn.execute(select(Lead).where(Lead.lead_id == "L-0003")).one()
+    assert (row.company, row.source_offset) == ("Company v5", 50)
+
+    replay_store.apply([lead_event(3, 6, 0, 60, topic=replay)])
+    with engine.connect() as conn:
+        row = conn.execute(select(Lead).where(Lead.lead_id == "L-0003")).one()
+    assert (row.company, row.source_offset, row.source_topic) == ("Company v6", 60, replay)
+
+
+def test_verify_chain_ok(store: ProjectionStore, engine: Engine) -> None:
+    events = sample_events()
+    apply_in_batches(store, events, 4)
+    result = verify_chain(engine, KEY, yield_per=3)
+    assert result.ok
+    assert result.broken is None
+    assert result.checked == len(events)
+    assert result.chains == 5
+    assert result.gaps == ()
+    assert not verify_chain(engine, b"wrong key").ok
+
+
+def _row(engine: Engine, event_id: str) -> Any:
+    with engine.connect() as conn:
+        return conn.execute(select(AuditEntry).where(AuditEntry.event_id == event_id)).one()
+
+
+@pytest.mark.parametrize(
+    ("sql", "reason"),
+    [
+        ("UPDATE audit_log SET subject = 'L-9999' WHERE event_id = :eid", "hash mismatch"),
+        ('UPDATE audit_log SET "offset" = "offset" + 1000 WHERE event_id = :eid', None),
+        ("UPDATE audit_log SET payload_digest = :zeros WHERE event_id = :eid", "hash mismatch"),
+        ("UPDATE audit_log SET signature = :zeros WHERE event_id = :eid", "bad signature"),
+        ("UPDATE audit_log SET prev_hash = :zeros WHERE event_id = :eid", "prev link mismatch"),
+        ("DELETE FROM audit_log WHERE event_id = :eid", "prev link mismatch"),
+    ],
+)
+def test_tampering_names_the_first_broken_link(
+    store: ProjectionStore, engine: Engine, sql: str, reason: str | None
+) -> None:
+    events = sample_events()
+    apply_in_batches(store, events, 10)
+    # Tamper with the 4th link of chain (leads, partition 1), and a later one too.
+    chain_1 = [e for e in events if e.topic == CLEAN_SALES_LEADS and e.partition == 1]
+    target, later = chain_1[3], chain_1[8]
+    target_row = _row(engine, target.meta.id)
+    next_row = _row(engine, chain_1[4].meta.id)
+    with engine.begin() as conn:
+        for victim in (later, target):
+            conn.execute(text(sql), {"eid": victim.meta.id, "zeros": "0" * 64})
+
+    result = verify_chain(engine, KEY)
+
+    assert not result.ok
+    assert result.broken is not None
+    if sql.startswith("DELETE"):
+        # The row after the deleted one no longer links to its predecessor.
+        expected = (CLEAN_SALES_LEADS, 1, next_row.offset, next_row.seq, next_row.event_id)
+    elif reason is None:
+        # Moving a link's offset re-orders the chain: the link now at the old position's
+        # successor slot no longer links back.
+        expected = (CLEAN_SALES_LEADS, 1, next_row.offset, next_row.seq, next_row.event_id)
+        reason = "prev link mismatch"
+    else:
+        expected = (CLEAN_SALES_LEADS, 1, target_row.offset, target_row.seq, target.meta.id)
+    b = result.broken
+    assert (b.topic, b.partition, b.offset, b.seq, b.event_id) == expected
+    assert b.reason == reason
+    # Everything before the broken link was checked.
+    assert result.checked >= 3
+
+
+def test_undecodable_messages_are_quarantined_and_advance(
+    store: ProjectionStore, engine: Engine
+) -> None:
+    items: list[Item] = [
+        lead_event(1, 0, 0, 0),
+        UndecodableEvent(CLEAN_SALES_LEADS, 0, 1, "L-0001", "decode.value", "unknown schema id 9"),
+        lead_event(1, 1, 0, 2),
+    ]
+    result = store.apply(items)
+    assert (result.audited, result.undecodable) == (2, 1)
+    store.apply(items)  # idempotent for undecodable messages too
+    counts = store.counts()
+    assert counts["quarantine_by_stage"] == {"decode": 1}
+    assert counts["quarantine_by_rule"] == {"decode.value": 1}
+    assert counts["audit_entries"] == 2
+    assert store.positions() == {(CLEAN_SALES_LEADS, 0): 3}
+    with engine.connect() as conn:
+        q = conn.execute(select(QuarantineRow)).one()
+    assert (q.stage, q.source_topic, q.source_partition, q.source_offset, q.status) == (
+        "decode",
+        CLEAN_SALES_LEADS,
+        0,
+        1,
+        "open",
+    )
+    verified = verify_chain(engine, KEY)
+    assert verified.ok
+    assert verified.gap_count == 1
+    assert (verified.gaps[0].after_offset, verified.gaps[0].next_offset) == (0, 2)
+
+
+def test_rebuild_gives_identical_audit_and_read_model(
+    store: ProjectionStore,
+    engine: Engine,
+    request: pytest.FixtureRequest,
+    database_urls: list[str],
+    tmp_path: Path,
+) -> None:
+    events = sample_events()
+    apply_in_batches(store, events, 7)
+    backend = request.node.callspec.params["db_url"]
+    with fresh_database(backend, database_urls, tmp_path) as other_url:
+        other = make_engine(other_url)
+        try:
+            rebuilt = ProjectionStore(other, audit_key=KEY)
+            # Another split and another interleaving of partitions (per-partition order
+            # kept, as Kafka delivers it).
+            by_partition: dict[tuple[str, int], list[ConsumedEvent]] = {}
+            for e in events:
+                by_partition.setdefault((e.topic, e.partition), []).append(e)
+            rng = random.Random(7)
+            interleaved: list[ConsumedEvent] = []
+            queues = list(by_partition.values())
+            while queues:
+                q = rng.choice(queues)
+                interleaved.append(q.pop(0))
+                queues = [q for q in queues if q]
+            assert interleaved != events
+            apply_in_batches(rebuilt, interleaved, 11)
+            assert snapshot(other) == snapshot(engine)
+            assert verify_chain(other, KEY).ok
+        finally:
+            other.dispose()

@@ -1,0 +1,395 @@
+"""ProjectionWorker end to end: a real broker (tansu or --kafka=testcontainers), real
+databases (SQLite always, PostgreSQL when HUB_TEST_DATABASE_URL is set)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from prometheus_client import REGISTRY
+from sqlalchemy import Engine, func, inspect, select, text
+
+from hub.broker import ensure_topics, free_port
+from hub.events import EventMeta, deterministic_id
+from hub.serde import AvroCodec, load_schema_text, schema_path
+from hub.settings import REPO_ROOT, Settings
+from projections.audit import verify_chain
+from projections.db import make_engine
+from projections.models import AuditEntry, Lead
+from projections.store import ProjectionStore, ProjectionTopics
+from projections.worker import ProjectionWorker
+from tests.integration.test_projection_store import BACKENDS, fresh_database
+
+pytestmark = pytest.mark.integration
+
+KEY = "worker-test-audit-key"
+SCHEMAS = REPO_ROOT / "schemas"
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(
+    request: pytest.FixtureRequest, database_urls: list[str], tmp_path: Path
+) -> Iterator[str]:
+    with fresh_database(request.param, database_urls, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    eng = make_engine(db_url)
+    yield eng
+    eng.dispose()
+
+
+class Feed:
+    """Produces encoded lead and quarantine events with CloudEvents headers."""
+
+    def __init__(self, bootstrap: str, unique: str, registry: SchemaRegistryClient) -> None:
+        self.unique = unique
+        self.topics = ProjectionTopics(f"t.leads.{unique}", f"t.quarantine.{unique}")
+        ensure_topics(bootstrap, {self.topics.leads: (3, {}), self.topics.quarantine: (2, {})})
+        self.leads = AvroCodec(
+            registry, self.topics.leads, load_schema_text(schema_path(SCHEMAS, "sales/Lead"))
+        )
+        self.quarantine = AvroCodec(
+            registry,
+            self.topics.quarantine,
+            load_schema_text(schema_path(SCHEMAS, "common/QuarantineRecord")),
+        )
+        self.producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+        self.sent = 0
+
+    def meta(self, kind: str, subject: str, *parts: str) -> EventMeta:
+        return EventMeta(
+            id=deterministic_id(self.unique, kind, subject, *parts),
+            source="test/worker",
+            type=f"crm.test.{kind}",
+            subject=subject,
+            time=datetime(2024, 6, 1, tzinfo=UTC) + timedelta(seconds=self.sent),
+            lineage={"hub_department": "sales"},
+        )
+
+    def lead(self, lead: int, version: int, *, company: str | None = None) -> None:
+        lead_id = f"L-{lead:03d}"
+        value = {
+            "lead_id": lead_id,
+            "first_name": "Test",
+            "last_name": f"Lead{lead}",
+            "email": f"lead{lead}@example.com",
+            "company": company if company is not None else f"Company v{version}",
+            "created_on": date(2024, 1, 1),
+        }
+        self._send(
+            self.topics.leads,
+            lead_id,
+            self.leads.encode(value),
+            self.meta("lead", lead_id, str(version)),
+        )
+
+    def quarantined(self, n: int) -> None:
+        value = {
+            "quarantine_id": f"Q-{self.unique}-{n}",
+            "stage": "validation",
+            "department": "sales",
+            "entity_id": f"L-{n:03d}",
+            "reasons": [{"rule_id": "email.syntax", "field": "email", "message": "not valid"}],
+            "payload_format": "json",
+            "payload": b"{}",
+            "quarantined_at": datetime(2024, 6, 1, tzinfo=UTC),
+        }
+        key = f"L-{n:03d}"
+        self._send(
+            self.topics.quarantine, key, self.quarantine.encode(value), self.meta("q", key, str(n))
+        )
+
+    def garbage(self, key: str, *, headers: bool) -> None:
+        meta = self.meta("garbage", key)
+        self.producer.produce(
+            self.topics.leads,
+            key=key,
+            value=b"this is not avro",
+            headers=ce_headers(meta) if headers else None,
+        )
+        self.sent += 1
+
+    def _send(self, topic: str, key: str, value: bytes, meta: EventMeta) -> None:
+        self.producer.produce(topic, key=key, value=value, headers=ce_headers(meta))
+        self.sent += 1
+
+    def flush(self) -> None:
+        assert self.producer.flush(15) == 0
+
+
+def ce_headers(meta: EventMeta) -> list[tuple[str, str | bytes | None]]:
+    return list(meta.to_headers())
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError("condition not reached in time")
+
+
+def run_worker(worker: ProjectionWorker, done: Callable[[], bool]) -> None:
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        wait_for(done)
+        # Let it poll once more: anything it would (wrongly) re-read shows up in its stats.
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        thread.join(30)
+    assert not thread.is_alive()
+
+
+def audit_count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return conn.scalar(select(func.count()).select_from(AuditEntry)) or 0
+
+
+def sample(name: str, topic: str, outcome: str) -> float:
+    return REGISTRY.get_sample_value(name, {"topic": topic, "outcome": outcome}) or 0.0
+
+
+def test_worker_applies_exactly_once_and_resumes_from_stored_offsets(
+    kafka_bootstrap: str,
+    unique: str,
+    db_url: str,
+    engine: Engine,
+    tmp_path: Path,
+    registry: SchemaRegistryClient,
+) -> None:
+    feed = Feed(kafka_bootstrap, unique, registry)
+    for version in range(3):
+        for lead in range(20):
+            feed.lead(lead, version)
+    for n in range(6):
+        feed.quarantined(n)
+    feed.garbage("L-000", headers=True)  # not the wire format
+    feed.garbage("L-001", headers=False)  # no CloudEvents headers
+    feed.flush()
+
+    settings = Settings(
+        home=tmp_path / "home", kafka_bootstrap=kafka_bootstrap, database_url=db_url, audit_key=KEY
+    )
+    store = ProjectionStore(engine, audit_key=KEY.encode(), topics=feed.topics)
+
+    def make_worker(group: str) -> ProjectionWorker:
+        return ProjectionWorker(
+            settings,
+            topics=feed.topics,
+            group_id=group,
+            batch_size=25,
+            registry=registry,
+        )
+
+    first = make_worker(f"projections-{unique}-a")
+    run_worker(first, lambda: store.counts()["quarantine"] == 8 and audit_count(engine) == 66)
+
+    counts = store.counts()
+    assert counts["leads"] == 20
+    assert counts["audit_entries"] == 66
+    assert counts["quarantine_by_stage"] == {"decode": 2, "validation": 6}
+    assert counts["quarantine_by_rule"] == {
+        "decode.headers": 1,
+        "decode.value": 1,
+        "email.syntax": 6,
+    }
+    assert first.stats.received == 68
+    assert first.stats.applied == 66
+    assert first.stats.skipped == 0
+    assert first.stats.undecodable == 2
+    assert sum(store.positions().values()) == 68
+    with engine.connect() as conn:
+        companies = set(conn.scalars(select(Lead.company)))
+        distinct = conn.scalar(select(func.count(func.distinct(AuditEntry.event_id))))
+    assert companies == {"Company v2"}
+    assert distinct == 66
+    assert verify_chain(engine, KEY.encode()).ok
+    assert sample("hub_projection_events_total", feed.topics.leads, "applied") == 60
+    assert sample("hub_projection_events_total", feed.topics.leads, "undecodable") == 2
+    assert sample("hub_projection_events_total", feed.topics.quarantine, "applied") == 6
+
+    # More events; a worker in a NEW consumer group has no Kafka offsets to go by, so it
+    # can only resume where the database says.
+    for lead in range(20):
+        feed.lead(lead, 3)
+    for n in range(6, 8):
+        feed.quarantined(n)
+    feed.flush()
+    second = make_worker(f"projections-{unique}-b")
+    run_worker(second, lambda: audit_count(engine) == 88)
+
+    assert second.stats.received == 22
+    assert second.stats.applied == 22
+    assert second.stats.skipped == 0
+    counts = store.counts()
+    assert counts["leads"] == 20
+    assert counts["audit_entries"] == 88
+    assert counts["quarantine"] == 10
+    assert sum(store.positions().values()) == 90
+    with engine.connect() as conn:
+        assert set(conn.scalars(select(Lead.company))) == {"Company v3"}
+    result = verify_chain(engine, KEY.encode())
+    assert result.ok
+    assert result.gap_count == 2  # the two undecodable messages are not audited
+
+
+def test_worker_retries_a_batch_until_the_database_takes_it(
+    kafka_bootstrap: str,
+    unique: str,
+    db_url: str,
+    engine: Engine,
+    tmp_path: Path,
+    registry: SchemaRegistryClient,
+) -> None:
+    feed = Feed(kafka_bootstrap, unique, registry)
+    for lead in range(5):
+        feed.lead(lead, 0)
+    feed.flush()
+    settings = Settings(
+        home=tmp_path / "home", kafka_bootstrap=kafka_bootstrap, database_url=db_url, audit_key=KEY
+    )
+    worker = ProjectionWorker(
+        settings,
+        topics=feed.topics,
+        group_id=f"projections-{unique}",
+        registry=registry,
+    )
+    failures = 3
+    real_apply = worker.store.apply
+
+    def flaky_apply(batch: Any) -> Any:
+        nonlocal failures
+        if failures:
+            failures -= 1
+            with worker.engine.connect() as conn:  # a real database error
+                conn.execute(text("SELECT * FROM no_such_table"))
+        return real_apply(batch)
+
+    worker.store.apply = flaky_apply  # type: ignore[method-assign]
+    before = REGISTRY.get_sample_value("hub_projection_errors_total", {"error": "OperationalError"})
+    before_pg = REGISTRY.get_sample_value(
+        "hub_projection_errors_total", {"error": "ProgrammingError"}
+    )
+    run_worker(worker, lambda: audit_count(engine) == 5)
+
+    assert failures == 0
+    assert worker.stats.applied == 5
+    errors = sum(
+        (REGISTRY.get_sample_value("hub_projection_errors_total", {"error": e}) or 0) - (b or 0)
+        for e, b in (("OperationalError", before), ("ProgrammingError", before_pg))
+    )
+    assert errors == 3
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_worker_process_migrates_serves_metrics_and_stops_on_sigterm(
+    kafka_bootstrap: str, backend: str, database_urls: list[str], tmp_path: Path
+) -> None:
+    with fresh_database(backend, database_urls, tmp_path, migrated=False) as db_url:
+        engine = make_engine(db_url)
+        try:
+            _run_worker_process(kafka_bootstrap, db_url, engine, tmp_path)
+        finally:
+            engine.dispose()
+
+
+def _run_worker_process(kafka_bootstrap: str, db_url: str, engine: Engine, tmp_path: Path) -> None:
+    with engine.connect() as conn:
+        assert "alembic_version" not in inspect(conn).get_table_names()
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO_ROOT),
+        "HUB_HOME": str(tmp_path / "home"),
+        "HUB_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "HUB_DATABASE_URL": db_url,
+        "HUB_AUDIT_KEY": KEY,
+        "HUB_METRICS_PORT": str(port),
+        "HUB_CONFIG_FILE": str(tmp_path / "absent.yaml"),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "projections.worker"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+
+        def metrics_up() -> bool:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as r:
+                    return b"hub_projection_batches_total" in r.read()
+            except OSError:
+                return False
+
+        wait_for(metrics_up, timeout=30)
+        with engine.connect() as conn:
+            assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0001"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout:
+            proc.stdout.close()
+
+
+def test_an_event_the_database_refuses_is_quarantined_and_the_partition_moves_on(
+    kafka_bootstrap: str,
+    unique: str,
+    db_url: str,
+    engine: Engine,
+    tmp_path: Path,
+    registry: SchemaRegistryClient,
+) -> None:
+    """A NUL character is valid Avro but PostgreSQL refuses it in text (DataError): the
+    worker must not retry that batch forever. On SQLite, which stores NUL, the same event is
+    simply applied; on both, every event ends up applied or quarantined and none blocks."""
+    feed = Feed(kafka_bootstrap, unique, registry)
+    for lead in range(6):
+        feed.lead(lead, 0, company="Acme\x00Corp" if lead == 3 else None)
+    feed.flush()
+    settings = Settings(
+        home=tmp_path / "home", kafka_bootstrap=kafka_bootstrap, database_url=db_url, audit_key=KEY
+    )
+    store = ProjectionStore(engine, audit_key=KEY.encode(), topics=feed.topics)
+    worker = ProjectionWorker(
+        settings, topics=feed.topics, group_id=f"projections-{unique}", registry=registry
+    )
+
+    def settled() -> bool:
+        c = store.counts()
+        return c["audit_entries"] + c["quarantine_by_stage"].get("projection", 0) == 6
+
+    run_worker(worker, settled)
+    counts = store.counts()
+    if db_url.startswith("sqlite"):
+        assert counts["leads"] == 6
+        assert counts["quarantine"] == 0
+    else:
+        assert counts["leads"] == 5
+        assert counts["quarantine_by_stage"] == {"projection": 1}
+        assert counts["quarantine_by_rule"] == {"projection.refused": 1}
+    assert verify_chain(engine, KEY.encode()).ok

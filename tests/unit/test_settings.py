@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hub.errors import ConfigError
+from hub.settings import load_settings
+
+
+def test_env_overrides_yaml_and_yaml_overrides_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = tmp_path / "crmhub.yaml"
+    cfg.write_text("api_port: 9001\nlog_level: DEBUG\n")
+    monkeypatch.setenv("HUB_CONFIG_FILE", str(cfg))
+    monkeypatch.setenv("HUB_LOG_LEVEL", "WARNING")
+    s = load_settings()
+    assert s.api_port == 9001
+    assert s.log_level == "WARNING"
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "name"),
+    [
+        ("HUB_API_PORT", "abc", "HUB_API_PORT"),
+        ("HUB_API_PORT", "70000", "HUB_API_PORT"),
+        ("HUB_PROCESSOR_BATCH_SIZE", "0", "HUB_PROCESSOR_BATCH_SIZE"),
+    ],
+)
+def test_a_wrong_setting_is_one_line_naming_it(
+    monkeypatch: pytest.MonkeyPatch, env: str, value: str, name: str
+) -> None:
+    monkeypatch.setenv(env, value)
+    with pytest.raises(ConfigError) as exc:
+        load_settings()
+    assert name in str(exc.value)
+    assert "\n" not in str(exc.value)
+
+
+def test_unknown_key_in_yaml_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "crmhub.yaml"
+    cfg.write_text("api_prot: 9001\n")
+    monkeypatch.setenv("HUB_CONFIG_FILE", str(cfg))
+    with pytest.raises(ConfigError, match="API_PROT"):
+        load_settings()
+
+
+def test_secrets_do_not_show_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUB_AUDIT_KEY", "s3cr3t-audit-key-value")
+    s = load_settings()
+    assert "s3cr3t" not in repr(s)
+    assert s.audit_key_bytes() == b"s3cr3t-audit-key-value"
+
+
+def test_embedded_defaults_and_missing_broker_is_a_clear_error(tmp_path: Path) -> None:
+    s = load_settings(home=tmp_path)
+    assert s.effective_database_url == f"sqlite:///{(tmp_path / 'hub.db').resolve()}"
+    assert s.effective_drop_dir == tmp_path / "drop"
+    with pytest.raises(ConfigError, match="crmhub up"):
+        s.require_bootstrap()
+
+
+def test_generated_keys_are_stable_and_private(tmp_path: Path) -> None:
+    s = load_settings(home=tmp_path)
+    key = s.dlp_master_key()
+    assert key == load_settings(home=tmp_path).dlp_master_key()
+    assert len(key) == 64
+    assert (tmp_path / "dlp.key").stat().st_mode & 0o777 == 0o600

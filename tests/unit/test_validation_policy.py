@@ -1,0 +1,334 @@
+"""Loading policies/validation.yaml (hub.policies): the real file loads and fits the Lead
+schema; a bad file is a ConfigError of one line naming the file and the key path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from hub.errors import ConfigError
+from hub.policies import (
+    RULE_KINDS,
+    DepartmentRules,
+    PhoneRule,
+    RequiredRule,
+    ValidationPolicy,
+    load_validation_policy,
+)
+from hub.processors.rules import Validator
+
+REPO = Path(__file__).resolve().parents[2]
+POLICY = REPO / "policies" / "validation.yaml"
+
+
+# -- the real policy ----------------------------------------------------------------------------
+
+
+def test_the_real_policy_loads() -> None:
+    policy = load_validation_policy(POLICY)
+    assert isinstance(policy, ValidationPolicy)
+    assert policy.version
+    assert set(policy.departments) == {"sales"}
+    assert Validator(policy, "sales").policy_version == policy.version
+
+
+def test_sales_output_is_exactly_the_lead_schema() -> None:
+    schema = json.loads((REPO / "schemas" / "sales" / "Lead.avsc").read_text())
+    sales = load_validation_policy(POLICY).departments["sales"]
+    assert sales.output_fields == tuple(f["name"] for f in schema["fields"])
+
+
+def test_sales_rules_follow_the_crm_guide() -> None:
+    sales = load_validation_policy(POLICY).departments["sales"]
+    required = {r.field for r in sales.rules if isinstance(r, RequiredRule)}
+    assert {"lead_id", "last_name"} <= required
+    [phone] = [r for r in sales.rules if isinstance(r, PhoneRule)]
+    assert (phone.id, phone.field, phone.default_region) == ("sales.phone.format", "phone", "US")
+    assert (phone.e164_field, phone.display_field) == ("phone_e164", "phone_display")
+    by_field = {(r.kind, r.field) for r in sales.rules}
+    assert {("email", "email"), ("date", "created_on"), ("country", "country")} <= by_field
+    # every field the rules read comes from the raw lead, every field they write is in Lead
+    raw = json.loads((REPO / "schemas" / "sales" / "LeadCaptured.avsc").read_text())
+    raw_fields = {f["name"] for f in raw["fields"]}
+    assert {r.field for r in sales.rules} <= raw_fields
+    assert {phone.e164_field, phone.display_field} <= set(sales.output_fields)
+
+
+def test_rule_ids_are_unique_and_kinds_known() -> None:
+    sales = load_validation_policy(POLICY).departments["sales"]
+    ids = [r.id for r in sales.rules]
+    assert len(ids) == len(set(ids))
+    assert all(rule_id.startswith("sales.") for rule_id in ids)
+    assert {r.kind for r in sales.rules} <= RULE_KINDS
+
+
+def test_policy_models_are_frozen() -> None:
+    policy = load_validation_policy(POLICY)
+    with pytest.raises(ValidationError, match="frozen"):
+        policy.version = "other"  # type: ignore[misc]
+    with pytest.raises(ValidationError, match="frozen"):
+        policy.departments["sales"].rules[0].field = "x"  # type: ignore[misc]
+
+
+# -- bad policy files ---------------------------------------------------------------------------
+
+GOOD_RULES = """\
+      - {id: s.lead_id.required, kind: required, field: lead_id}
+      - {id: s.company.max_length, kind: max_length, field: company, max: 10}
+"""
+
+
+def policy_text(rules: str = GOOD_RULES, *, head: str = 'version: "1"\n') -> str:
+    return (
+        f"{head}departments:\n  sales:\n    output_fields: [lead_id, company]\n    rules:\n{rules}"
+    )
+
+
+BAD_FILES: list[tuple[str, str, str]] = [
+    # (case, file text, the line after "<path>: ")
+    (
+        "wrong type",
+        policy_text(GOOD_RULES + "      - {id: s.a.m, kind: max_length, field: a, max: ten}\n"),
+        "departments.sales.rules[2].max: Input should be a valid integer",
+    ),
+    (
+        "number as text",
+        policy_text("      - {id: s.a.m, kind: max_length, field: a, max: '10'}\n"),
+        "departments.sales.rules[0].max: Input should be a valid integer",
+    ),
+    (
+        "non-positive max",
+        policy_text("      - {id: s.a.m, kind: max_length, field: a, max: 0}\n"),
+        "departments.sales.rules[0].max: Input should be greater than 0",
+    ),
+    (
+        "unknown rule kind",
+        policy_text("      - {id: s.a.r, kind: regex, field: a, pattern: x}\n"),
+        "departments.sales.rules[0]: unknown rule kind 'regex' (known: country, date, email, "
+        "enum, max_length, phone, required)",
+    ),
+    (
+        "rule without kind",
+        policy_text("      - {id: s.a.r, field: a}\n"),
+        "departments.sales.rules[0]: the rule has no 'kind' (one of: country, date, email, "
+        "enum, max_length, phone, required)",
+    ),
+    (
+        "unknown key in a rule",
+        policy_text("      - {id: s.a.m, kind: max_length, field: a, maximum: 3, max: 3}\n"),
+        "departments.sales.rules[0].maximum: Extra inputs are not permitted",
+    ),
+    (
+        "unknown key in a department",
+        policy_text().replace("    rules:\n", "    rule_set: []\n    rules:\n"),
+        "departments.sales.rule_set: Extra inputs are not permitted",
+    ),
+    (
+        "unknown top-level key",
+        policy_text() + "departmens: {}\n",
+        "departmens: Extra inputs are not permitted",
+    ),
+    ("missing version", policy_text(head=""), "version: Field required"),
+    (
+        "version not text",
+        policy_text(head="version: 1\n"),
+        "version: Input should be a valid string",
+    ),
+    ("empty version", policy_text(head='version: ""\n'), "version: String should have at least 1"),
+    (
+        "missing output fields",
+        policy_text().replace("    output_fields: [lead_id, company]\n", ""),
+        "departments.sales.output_fields: Field required",
+    ),
+    (
+        "output field twice",
+        policy_text().replace("[lead_id, company]", "[lead_id, company, lead_id]"),
+        "departments.sales.output_fields: fields listed twice: lead_id",
+    ),
+    (
+        "field name not canonical",
+        policy_text("      - {id: s.a.r, kind: required, field: Last Name}\n"),
+        "departments.sales.rules[0].field: String should match pattern",
+    ),
+    (
+        "bad rule id",
+        policy_text("      - {id: required, kind: required, field: a}\n"),
+        "departments.sales.rules[0].id: String should match pattern",
+    ),
+    (
+        "rule id used twice",
+        policy_text(GOOD_RULES + "      - {id: s.lead_id.required, kind: required, field: x}\n"),
+        "departments.sales.rules[2].id: rule id 's.lead_id.required' is used twice",
+    ),
+    (
+        "bad department name",
+        policy_text().replace("  sales:", "  Sales Team:"),
+        "departments.Sales Team: bad name: String should match pattern",
+    ),
+    (
+        "unknown phone region",
+        policy_text("      - {id: s.p.f, kind: phone, field: phone, default_region: XX}\n"),
+        "departments.sales.rules[0].default_region: not a region phonenumbers knows",
+    ),
+    (
+        "phone region in lower case",
+        policy_text("      - {id: s.p.f, kind: phone, field: phone, default_region: us}\n"),
+        "departments.sales.rules[0].default_region: String should match pattern",
+    ),
+    (
+        "phone without default region",
+        policy_text("      - {id: s.p.f, kind: phone, field: phone}\n"),
+        "departments.sales.rules[0].default_region: Field required",
+    ),
+    (
+        "bool as text",
+        policy_text(
+            "      - {id: s.p.f, kind: phone, field: p, default_region: US, require_nanp: 'yes'}\n"
+        ),
+        "departments.sales.rules[0].require_nanp: Input should be a valid boolean",
+    ),
+    (
+        "enum values that differ only in case",
+        policy_text("      - {id: s.s.e, kind: enum, field: s, values: [Open, OPEN]}\n"),
+        "departments.sales.rules[0].values: values must differ from one another",
+    ),
+    (
+        "empty enum",
+        policy_text("      - {id: s.s.e, kind: enum, field: s, values: []}\n"),
+        "departments.sales.rules[0].values: Tuple should have at least 1 item",
+    ),
+    (
+        "bad YAML",
+        'version: "1"\ndepartments:\n  sales: {output_fields: [a\n',
+        "line 4, column 1: expected ',' or ']', but got '<stream end>'",
+    ),
+    (
+        "tab indentation",
+        'version: "1"\ndepartments:\n\tsales: {}\n',
+        "line 3, column 1: found character '\\t' that cannot start any token",
+    ),
+    (
+        "key given twice",
+        'version: "1"\nversion: "2"\ndepartments: {}\n',
+        "line 2, column 1: key 'version' is given twice",
+    ),
+    (
+        "list as a key",
+        'version: "1"\n? [a, b]\n: c\ndepartments: {}\n',
+        "line 2, column 3: a key must be a plain value",
+    ),
+    ("top level is a list", "- version: 1\n", "the top level must be a mapping"),
+    ("empty file", "", "the top level must be a mapping"),
+]
+
+
+@pytest.mark.parametrize(("case", "text", "expected"), BAD_FILES, ids=[c for c, _, _ in BAD_FILES])
+def test_a_bad_policy_file_is_one_clear_line(
+    tmp_path: Path, case: str, text: str, expected: str
+) -> None:
+    path = tmp_path / "validation.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_validation_policy(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: {expected}"), message
+    assert "\n" not in message
+    assert "Traceback" not in message
+    assert "errors.pydantic.dev" not in message
+    # no chained pydantic/yaml traceback under the one line
+    assert caught.value.__cause__ is None
+    assert caught.value.__context__ is None or caught.value.__suppress_context__
+
+
+def test_several_problems_are_counted_and_all_kept_for_the_log(tmp_path: Path) -> None:
+    path = tmp_path / "validation.yaml"
+    path.write_text(
+        policy_text(
+            "      - {id: s.a.m, kind: max_length, field: a, max: ten}\n"
+            "      - {id: s.a.r, kind: regex, field: a}\n"
+            "      - {id: s.a.n, kind: required, field: a, extra: 1}\n",
+            head="",
+        ),
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_validation_policy(path)
+    assert str(caught.value) == f"{path}: version: Field required (and 3 more)"
+    assert caught.value.internal is not None
+    assert caught.value.internal.splitlines() == [
+        f"{path}: version: Field required",
+        f"{path}: departments.sales.rules[0].max: Input should be a valid integer",
+        f"{path}: departments.sales.rules[1]: unknown rule kind 'regex' (known: country, date, "
+        "email, enum, max_length, phone, required)",
+        f"{path}: departments.sales.rules[2].extra: Extra inputs are not permitted",
+    ]
+
+
+def test_a_missing_policy_file_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "nowhere.yaml"
+    with pytest.raises(ConfigError, match=r"nowhere\.yaml: cannot read the policy file"):
+        load_validation_policy(path)
+
+
+def test_a_policy_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "validation.yaml"
+    path.write_bytes(b'version: "\xff"\n')
+    with pytest.raises(ConfigError, match="is not UTF-8 text"):
+        load_validation_policy(path)
+
+
+def test_yaml_tags_that_build_objects_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "validation.yaml"
+    path.write_text("version: !!python/object/apply:os.getcwd []\ndepartments: {}\n")
+    with pytest.raises(
+        ConfigError, match=r"line 1, column 10: .*could not determine a constructor"
+    ):
+        load_validation_policy(path)
+
+
+def test_yaml_merge_keys_may_be_overridden(tmp_path: Path) -> None:
+    path = tmp_path / "validation.yaml"
+    path.write_text(
+        policy_text(
+            "      - &base {id: s.a.m, kind: max_length, field: a, max: 3}\n"
+            "      - {<<: *base, id: s.b.m, field: b}\n"
+        ),
+        encoding="utf-8",
+    )
+    rules = load_validation_policy(path).departments["sales"].rules
+    assert [(r.id, r.field, r.kind) for r in rules] == [
+        ("s.a.m", "a", "max_length"),
+        ("s.b.m", "b", "max_length"),
+    ]
+
+
+def test_a_minimal_policy_with_every_rule_kind_loads(tmp_path: Path) -> None:
+    path = tmp_path / "validation.yaml"
+    path.write_text(
+        policy_text(
+            "      - {id: s.a.required, kind: required, field: a}\n"
+            "      - {id: s.a.max_length, kind: max_length, field: a, max: 3}\n"
+            "      - {id: s.e.email, kind: email, field: e, allow_smtputf8: false}\n"
+            "      - {id: s.p.phone, kind: phone, field: p, default_region: GB,\n"
+            "         require_nanp: true}\n"
+            "      - {id: s.d.date, kind: date, field: d}\n"
+            "      - {id: s.s.enum, kind: enum, field: s, values: [Open, In Progress, Resolved]}\n"
+            "      - {id: s.c.country, kind: country, field: c}\n"
+        ),
+        encoding="utf-8",
+    )
+    department = load_validation_policy(path).departments["sales"]
+    assert isinstance(department, DepartmentRules)
+    assert [r.kind for r in department.rules] == [
+        "required",
+        "max_length",
+        "email",
+        "phone",
+        "date",
+        "enum",
+        "country",
+    ]
+    assert {r.kind for r in department.rules} == RULE_KINDS
