@@ -1,0 +1,270 @@
+"""The connect worker: runs the connectors registered in the connect state.
+
+It follows ``ConnectState`` (hub/connect_state.py). For each connector whose target state
+is STARTED it resolves the config's provider references (here, and only here), builds the
+plugin's pydantic Config and connector, and runs a ``hub.connect.ConnectorRunner`` loop in
+a thread of its own with its own stop event. It writes the statuses Connect reports —
+RUNNING, PAUSED, STOPPED, FAILED with a trace, UNASSIGNED when it shuts down — and reacts
+within about a second to pause, resume, stop, restart, delete and config updates.
+
+A FAILED trace is built from ``HubError`` messages only (they carry no secret or personal
+value), never from raw exception text, which may quote a value.
+
+**One worker in this step.** This worker runs every registered connector. Spreading the
+connectors over several workers by Kafka group membership (and moving them when a worker
+dies) is the next step of issue 6; until then run a single ``crmhub worker connect``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from hub import topics
+from hub.broker import ensure_topics
+from hub.config_providers import resolve
+from hub.connect import ConnectorRunner, SourceConnector
+from hub.connect_offsets import OffsetStore
+from hub.connect_plugins import Plugin, build_config, find_plugin
+from hub.connect_state import ConnectState, Status
+from hub.errors import FatalError, HubError, RetriableError
+from hub.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONNECTOR = "sales-leads"
+
+
+@dataclass
+class _Task:
+    config: dict[str, Any]
+    stop: threading.Event
+    thread: threading.Thread
+
+
+class ConnectWorker:
+    def __init__(
+        self,
+        settings: Settings,
+        state: ConnectState,
+        *,
+        worker_id: str | None = None,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self.settings = settings
+        self.state = state
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
+        self.poll_interval = poll_interval
+        self._tasks: dict[str, _Task] = {}
+        self._handled_restarts: dict[str, int] = {}
+        self._registry: Any = None
+
+    # -- main loop ------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Reconcile with the state until ``stop`` is set, then stop every connector."""
+        for name in self.state.connectors():  # requests made before this worker started
+            request = self.state.restart_request(name)
+            if request is not None:
+                self._handled_restarts[name] = request.request_id
+        log.info("connect worker %s: following the connect state", self.worker_id)
+        try:
+            while not stop.is_set():
+                seen = self.state.version
+                self.reconcile()
+                self.state.wait_for_change(seen, timeout=0.5)
+        finally:
+            self.shutdown()
+
+    def reconcile(self) -> None:
+        names = set(self.state.connectors())
+        for name in [n for n in self._tasks if n not in names]:
+            self._stop_task(name)
+            self._quietly(lambda n=name: self.state.delete_status(n))
+            log.info("connector %s: deleted, stopped", name)
+        for name in sorted(names):
+            self._reconcile_one(name)
+
+    def _reconcile_one(self, name: str) -> None:
+        config = self.state.config(name)
+        if config is None:
+            return
+        target = self.state.target_state(name)
+        task = self._tasks.get(name)
+        request = self.state.restart_request(name)
+        restart = request is not None and request.request_id != self._handled_restarts.get(name)
+        if request is not None:
+            self._handled_restarts[name] = request.request_id
+        if target != "STARTED":
+            if task is not None:
+                self._stop_task(name)
+            self._report(name, "PAUSED" if target == "PAUSED" else "STOPPED")
+            return
+        if task is not None and task.config != config:
+            log.info("connector %s: config changed, restarting", name)
+            self._stop_task(name)
+            task = None
+        if task is not None and restart and request is not None:
+            status = self.state.connector_status(name)
+            failed = status is not None and status.state == "FAILED"
+            if not request.only_failed or failed or not task.thread.is_alive():
+                log.info("connector %s: restart requested", name)
+                self._stop_task(name)
+                task = None
+        if task is None:
+            self._start_task(name, config)
+
+    def shutdown(self) -> None:
+        for name in list(self._tasks):
+            self._stop_task(name)
+            status = Status("UNASSIGNED", self.worker_id)
+            self._quietly(lambda n=name, s=status: self.state.put_status(n, s))
+        if self._registry is not None:
+            self._registry.close()
+            self._registry = None
+
+    # -- one connector ----------------------------------------------------------------------
+
+    def _start_task(self, name: str, config: dict[str, Any]) -> None:
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=self._run_connector,
+            args=(name, config, stop),
+            name=f"connector-{name}",
+            daemon=True,
+        )
+        self._tasks[name] = _Task(config, stop, thread)
+        thread.start()
+
+    def _stop_task(self, name: str) -> None:
+        task = self._tasks.pop(name, None)
+        if task is None:
+            return
+        task.stop.set()
+        task.thread.join(60)
+
+    def _report(self, name: str, state: str, trace: str | None = None) -> None:
+        wanted = Status(state, self.worker_id, trace)
+        if self.state.connector_status(name) != wanted:
+            self._quietly(lambda: self.state.put_status(name, wanted))
+
+    def _quietly(self, write: Any) -> None:
+        try:
+            write()
+        except RetriableError as exc:
+            log.warning("connect worker: %s", exc.message)
+
+    def _fail(self, name: str, error: HubError, stop: threading.Event) -> None:
+        if stop.is_set():
+            return
+        trace = f"{type(error).__name__}: {error.message}"
+        log.error("connector %s failed: %s", name, trace)
+        self._report(name, "FAILED", trace)
+
+    def _build(self, name: str, config: dict[str, Any]) -> tuple[Plugin, SourceConnector]:
+        plugin = find_plugin(str(config.get("connector.class", "")))
+        connector = plugin.build(build_config(plugin, name, resolve(config)))
+        return plugin, connector
+
+    def _runner(self, plugin: Plugin, connector: SourceConnector) -> ConnectorRunner:
+        from hub.dlp.operators import keyring_from_master
+        from hub.serde import AvroCodec, load_schema_text, registry_client, schema_path
+
+        settings = self.settings
+        bootstrap = self.state.bootstrap
+        if self._registry is None:
+            self._registry = registry_client(settings.effective_registry_url)
+        ensure_topics(
+            bootstrap,
+            {
+                connector.topic: (topics.DEFAULT_PARTITIONS, {}),
+                topics.QUARANTINE: topics.TOPIC_SPECS[topics.QUARANTINE],
+            },
+        )
+        offsets = OffsetStore(bootstrap, self.state.offsets_topic)
+        offsets.load()
+        schema = schema_path(settings.schemas_dir, plugin.value_schema)
+        quarantine = schema_path(settings.schemas_dir, "common/QuarantineRecord")
+        return ConnectorRunner(
+            connector,
+            bootstrap=bootstrap,
+            codec=AvroCodec(self._registry, connector.topic, load_schema_text(schema)),
+            quarantine_codec=AvroCodec(
+                self._registry, topics.QUARANTINE, load_schema_text(quarantine)
+            ),
+            offsets=offsets,
+            keys=keyring_from_master(settings.dlp_master_key()),
+        )
+
+    def _run_connector(self, name: str, config: dict[str, Any], stop: threading.Event) -> None:
+        try:
+            plugin, connector = self._build(name, config)
+            runner = self._runner(plugin, connector)
+            self.state.put_topic(name, connector.topic)
+        except HubError as exc:
+            self._fail(name, exc, stop)
+            return
+        except Exception as exc:  # noqa: BLE001 - its text may quote a value: type only
+            log.error("connector %s: cannot start (%s)", name, type(exc).__name__)
+            self._fail(name, FatalError(f"cannot start ({type(exc).__name__})"), stop)
+            return
+        self._report(name, "RUNNING")
+        log.info("connector %s: running (%s)", name, plugin.name)
+        backoff = 1.0
+        try:
+            while not stop.is_set():
+                try:
+                    runner.run_once(stop)
+                    backoff = 1.0
+                    stop.wait(self.poll_interval)
+                except RetriableError as exc:
+                    log.warning("connector %s: %s (retrying in %.0fs)", name, exc.message, backoff)
+                    stop.wait(backoff)
+                    backoff = min(backoff * 2, 30.0)
+                except HubError as exc:
+                    self._fail(name, exc, stop)
+                    return
+                except Exception as exc:  # noqa: BLE001 - type only, see above
+                    log.error("connector %s: %s while running", name, type(exc).__name__)
+                    self._fail(name, FatalError(f"stopped by {type(exc).__name__}"), stop)
+                    return
+        finally:
+            runner.producer.flush(30)
+
+
+def default_connector_config(settings: Settings) -> dict[str, str]:
+    """The built-in sales spreadsheet connector on the drop directory."""
+    return {
+        "connector.class": "spreadsheet",
+        "name": DEFAULT_CONNECTOR,
+        "drop.dir": str(settings.effective_drop_dir.resolve()),
+        "mapping": str(settings.lead_mapping.resolve()),
+    }
+
+
+def register_default_connector(state: ConnectState, settings: Settings) -> bool:
+    """With no connector registered, register the built-in one; True if it did."""
+    if state.connectors():
+        return False
+    settings.effective_drop_dir.mkdir(parents=True, exist_ok=True)
+    state.put_config(
+        DEFAULT_CONNECTOR, default_connector_config(settings), initial_target="STARTED"
+    )
+    log.info("connect worker: registered %s on %s", DEFAULT_CONNECTOR, settings.effective_drop_dir)
+    return True
+
+
+def run_connect_worker(settings: Settings, stop: threading.Event) -> None:
+    state = ConnectState(settings.require_bootstrap()).start()
+    try:
+        register_default_connector(state, settings)
+        ConnectWorker(settings, state).run(stop)
+    finally:
+        state.close()
+
+
+__all__ = ["ConnectWorker", "default_connector_config", "register_default_connector"]
