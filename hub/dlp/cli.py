@@ -1,0 +1,160 @@
+"""`crmhub dlp scan|explain`: ad-hoc scans with the same engine the processor runs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hub.dlp.base import Finding
+from hub.dlp.engine import Engine, walk_strings
+from hub.dlp.operators import MaskParams, mask
+from hub.errors import ConfigError
+
+app = typer.Typer(help="Find sensitive data (DLP).", no_args_is_help=True)
+console = Console()
+
+STRUCTURED = {".csv", ".tsv", ".xlsx"}
+JSONL = {".jsonl", ".ndjson"}
+
+
+def _engine() -> Engine:
+    from hub.dlp import registry
+
+    return Engine(registry.load())
+
+
+def _records(path: Path) -> Iterator[tuple[int | str, dict[str, Any] | str]]:
+    """(record number, text or structured record). Plain text: one record per line."""
+    suffix = path.suffix.lower()
+    if suffix in STRUCTURED:
+        from connectors.spreadsheet.reader import BadRow, read_sheet
+
+        for row in read_sheet(path):
+            if isinstance(row, BadRow):
+                continue
+            yield row.row, dict(row.cells)
+        return
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        for n, raw in enumerate(fh, start=1):
+            line = raw.rstrip("\n")
+            if suffix in JSONL:
+                if not line.strip():
+                    continue
+                try:
+                    value = json.loads(line)
+                except ValueError:
+                    raise ConfigError(f"{path.name}: line {n} is not JSON") from None
+                yield n, value if isinstance(value, dict) else {"value": value}
+            else:
+                yield n, line
+
+
+def _topic_records(topic: str) -> Iterator[tuple[int | str, dict[str, Any] | str]]:
+    import io
+
+    import fastavro
+
+    from hub.kafka_read import read_until_quiet
+    from hub.serde import parse, registry_client
+    from hub.settings import load_settings
+
+    settings = load_settings()
+    registry = registry_client(settings.effective_registry_url)
+    writers: dict[int, Any] = {}
+    for msg in read_until_quiet(settings.require_bootstrap(), topic, group="crmhub-dlp-scan"):
+        data = msg.value()
+        if not data or len(data) < 5 or data[0] != 0:
+            continue
+        sid = int.from_bytes(data[1:5], "big")
+        if sid not in writers:
+            writers[sid] = parse(registry.get_schema(sid).schema_str)
+        value = fastavro.schemaless_reader(io.BytesIO(data[5:]), writers[sid], None)
+        if isinstance(value, dict):
+            yield f"{msg.partition()}:{msg.offset()}", value
+
+
+@app.command()
+def scan(
+    path: Annotated[Path | None, typer.Argument(help="Text, CSV, XLSX or JSON-lines file")] = None,
+    topic: Annotated[str | None, typer.Option(help="Scan a hub topic instead of a file")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table or jsonl")] = "table",
+    min_score: Annotated[float, typer.Option(help="Ignore findings below this score")] = 0.5,
+) -> None:
+    """Scan a file or a topic; findings never show the value (masked in the table,
+    absent in jsonl)."""
+    if (path is None) == (topic is None):
+        raise ConfigError("give either a PATH or --topic")
+    if fmt not in ("table", "jsonl"):
+        raise ConfigError("--format must be table or jsonl")
+    if path is not None and not path.is_file():
+        raise ConfigError(f"no such file: {path}")
+    engine = _engine()
+    records = _records(path) if path is not None else _topic_records(str(topic))
+    table = Table("record", "field", "start", "end", "entity", "score", "recognizer", "value")
+    count = 0
+    for number, rec in records:
+        items: list[tuple[str | None, str]] = (
+            [(None, rec)] if isinstance(rec, str) else [(k, v) for k, v in _strings(rec)]
+        )
+        for field, text in items:
+            for f in engine.scan_text(text, field=field, min_score=min_score):
+                count += 1
+                if fmt == "jsonl":
+                    sys.stdout.write(json.dumps(_jsonl(number, field, f)) + "\n")
+                else:
+                    shown = mask(text[f.start : f.end], MaskParams(keep_last=2))
+                    table.add_row(
+                        str(number), field or "", str(f.start), str(f.end), f.entity,
+                        f"{f.score:.2f}", f.recognizer, shown,
+                    )  # fmt: skip
+    if fmt == "table":
+        console.print(table)
+        console.print(f"{count} finding(s)")
+
+
+def _strings(record: dict[str, Any]) -> list[tuple[str, str]]:
+    return list(walk_strings(record))
+
+
+def _jsonl(number: int | str, field: str | None, f: Finding) -> dict[str, Any]:
+    out: dict[str, Any] = {"record": number}
+    if field is not None:
+        out["field"] = field
+    out.update(start=f.start, end=f.end, entity=f.entity, score=f.score, recognizer=f.recognizer)
+    return out
+
+
+@app.command()
+def explain(text: str, field: Annotated[str | None, typer.Option()] = None) -> None:
+    """Show which recognizer, pattern, context and validator fired on TEXT, including
+    candidates that lost to a stronger overlapping finding."""
+    from hub.dlp.engine import dedupe
+
+    engine = _engine()
+    every = engine.scan_text_all(text, field=field)
+    kept = set(dedupe(list(every)))
+    patterns = {(e.recognizer.name, e.pattern.name): e.pattern.regex for e in engine.entries}
+    table = Table("span", "value", "entity", "recognizer", "pattern", "context", "validated",
+                  "score", "result")  # fmt: skip
+    for f in sorted(every, key=lambda f: (f.start, -f.score)):
+        table.add_row(
+            f"{f.start}-{f.end}",
+            mask(text[f.start : f.end], MaskParams(keep_last=2)),
+            f.entity,
+            f.recognizer,
+            f"{f.pattern}\n[dim]{patterns.get((f.recognizer, f.pattern), '')}[/]",
+            f.context_word or "-",
+            "checksum ok" if f.validated else "-",
+            f"{f.score:.2f}",
+            "[green]reported[/]" if f in kept else "[yellow]overlapped[/]",
+        )
+    console.print(table)
+    if not every:
+        console.print("no recognizer fired")

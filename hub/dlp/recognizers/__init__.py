@@ -1,0 +1,1 @@
+"""One recognizer per entity per file."""

@@ -1,0 +1,60 @@
+"""`crmhub dlp scan|explain` as the README shows them."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_cli import crmhub
+
+pytestmark = pytest.mark.e2e
+
+CARD = "4539 1488 0343 6467"
+
+
+def test_scan_text_file_as_jsonl_gives_offsets_never_values(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    line2 = f"card {CARD} please"
+    notes.write_text(f"nothing here\n{line2}\nIBAN DE89 3704 0044 0532 0130 00\n")
+    done = crmhub("dlp", "scan", str(notes), "--format", "jsonl", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    findings = [json.loads(line) for line in done.stdout.splitlines()]
+    by_entity = {f["entity"]: f for f in findings}
+    card = by_entity["CREDIT_CARD"]
+    assert card["record"] == 2
+    assert line2[card["start"] : card["end"]] == CARD
+    assert by_entity["IBAN_CODE"]["record"] == 3
+    assert set(card) == {"record", "start", "end", "entity", "score", "recognizer"}
+    assert CARD not in done.stdout
+    assert "3704" not in done.stdout
+
+
+def test_scan_csv_reports_the_field(tmp_path: Path) -> None:
+    sheet = tmp_path / "leads.csv"
+    with sheet.open("w", newline="") as fh:
+        csv.writer(fh).writerows([["Lead ID", "Notes"], ["L-1", "ok"], ["L-2", f"card {CARD}"]])
+    done = crmhub("dlp", "scan", str(sheet), "--format", "jsonl", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    (finding,) = [json.loads(line) for line in done.stdout.splitlines()]
+    assert finding["field"] == "Notes"
+    assert finding["record"] == 3  # the sheet row (header is row 1)
+    assert finding["entity"] == "CREDIT_CARD"
+
+
+def test_explain_names_recognizer_pattern_and_validator(tmp_path: Path) -> None:
+    done = crmhub("dlp", "explain", f"card {CARD}", cwd=tmp_path, COLUMNS="200")
+    assert done.returncode == 0, done.stderr
+    assert "CREDIT_CARD" in done.stdout
+    assert "credit_card" in done.stdout
+    assert "checksum ok" in done.stdout
+    assert CARD not in done.stdout  # masked even here
+
+
+def test_scan_of_a_missing_file_is_one_clear_line(tmp_path: Path) -> None:
+    done = crmhub("dlp", "scan", str(tmp_path / "nope.txt"), cwd=tmp_path)
+    assert done.returncode == 2
+    assert "no such file" in done.stderr
+    assert "Traceback" not in done.stderr
