@@ -65,6 +65,7 @@ class Stack:
     bootstrap: str
     registry_url: str
     home: Path
+    processor_log: Path
 
 
 @pytest.fixture(scope="module")
@@ -75,9 +76,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         ensure_topics(broker.bootstrap)
         with (
             running_registry(broker.bootstrap, topics.SCHEMAS) as url,
-            running_processor(broker.bootstrap, url, home / "processor"),
+            running_processor(broker.bootstrap, url, home / "processor") as log_path,
         ):
-            yield Stack(broker.bootstrap, url, home)
+            yield Stack(broker.bootstrap, url, home, log_path)
 
 
 def import_file(stack: Stack, name: str, text: str) -> None:
@@ -95,7 +96,12 @@ def import_file(stack: Stack, name: str, text: str) -> None:
     def processed() -> bool:
         return len(topic_event_ids(stack.bootstrap, idle=0.3)) >= rows_read
 
-    wait_for(processed, timeout=90, interval=0.5)
+    try:
+        wait_for(processed, timeout=90, interval=0.5)
+    except AssertionError as exc:
+        seen = len(topic_event_ids(stack.bootstrap, idle=0.3))
+        tail = stack.processor_log.read_text(errors="replace")[-4000:]
+        raise AssertionError(f"{exc}: {seen} of {rows_read} rows processed\n{tail}") from None
 
 
 def topic_event_ids(bootstrap: str, idle: float = 1.0) -> set[str]:
