@@ -1,25 +1,33 @@
 """Running a source connector: the hub, not the connector, owns the cursor.
 
-The runner publishes each record with Avro + CloudEvents headers and commits the cursor
-to the offsets topic only after the broker acknowledged every record before it. A record
-the connector could not read becomes a quarantine record; the rest go on.
+The runner publishes each record of each stream with Avro + CloudEvents headers to the
+stream's topic and commits the record's cursor to the offsets topic only after the broker
+acknowledged it and every record before it. A record the connector could not read (or
+whose value does not fit its stream's schema) becomes a quarantine record; the rest go on.
+An error in the middle of a partition first commits what was acknowledged, then goes up
+to the worker, which retries (``RetriableError``, honouring ``retry_after``) or fails the
+connector (any other ``HubError``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol, cast
+from pathlib import Path
+from typing import Any, cast
 
 from confluent_kafka import KafkaError, Message, Producer, TopicPartition
-from prometheus_client import Counter
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from prometheus_client import Counter, Gauge
 
 from hub.connect_offsets import OffsetStore
 from hub.dlp.operators import KeyRing, seal
-from hub.errors import HubError, RetriableError, SchemaError
+from hub.errors import FatalError, HubError, RetriableError, SchemaError
 from hub.events import (
     AVRO_CONTENT_TYPE,
     H_CONNECTOR,
@@ -40,7 +48,13 @@ from hub.quarantine import (
     quarantine_meta,
     quarantine_record,
 )
-from hub.serde import AvroCodec
+from hub.sdk.streams import (
+    SourceConnector,
+    SourcePartition,
+    SourceRecord,
+    Stream,
+)
+from hub.serde import AvroCodec, load_schema_text, schema_path
 
 log = logging.getLogger(__name__)
 
@@ -49,43 +63,32 @@ RECORDS = Counter(
 )
 BYTES = Counter("hub_connector_bytes_total", "Value bytes published by connectors", ["connector"])
 ERRORS = Counter("hub_connector_errors_total", "Connector errors", ["connector", "error_class"])
+CURSOR_LAG = Gauge(
+    "hub_connector_cursor_lag_seconds",
+    "Age of the source change behind the last committed cursor",
+    ["connector", "stream"],
+)
 
-
-@dataclass(frozen=True, slots=True)
-class SourceRecord:
-    """One record read from a source, with the position to resume after it."""
-
-    position: int  # monotonic within a source partition (e.g. the row)
-    record_id: str  # source record id, e.g. "leads.csv:42"
-    value: dict[str, Any] | None = None  # canonical record for the stream's schema
-    key: str | None = None
-    reasons: tuple[QuarantineReason, ...] = ()  # non-empty: unreadable, goes to quarantine
-    raw: bytes | None = None  # what could be read of a bad record, for re-drive
-    source_file: str | None = None
+CodecFor = Callable[[Stream], AvroCodec]
 
 
 @dataclass(slots=True)
-class SourcePartition:
-    """A unit the connector reads in order (a file, an API stream) and its cursor."""
+class _StreamOut:
+    """What the runner needs per stream: its codec and the headers every event shares."""
 
-    partition: dict[str, Any]
-    version: str  # e.g. the file fingerprint: a new version restarts from the beginning
-    start_after: int
+    stream: Stream
+    codec: AvroCodec
+    static_headers: Headers
+
+
+@dataclass(slots=True)
+class _Progress:
+    """Where a partition's read stands: the last resume point seen, and the counters."""
+
+    cursor: dict[str, Any] | None
     counters: dict[str, int] = field(default_factory=dict)
-    # "topic:partition" -> next offset, as acknowledged when the cursor was committed:
-    # records after these positions may have been published after the cursor was stored.
-    log: dict[str, int] = field(default_factory=dict)
-
-
-class SourceConnector(Protocol):
-    name: str
-    department: str
-    topic: str
-    event_type: str
-
-    def partitions(self, offsets: OffsetStore) -> list[SourcePartition]: ...
-
-    def fetch(self, part: SourcePartition) -> Iterator[SourceRecord]: ...
+    event_time: datetime | None = None
+    stream: str | None = None
 
 
 class ConnectorRunner:
@@ -96,19 +99,23 @@ class ConnectorRunner:
         connector: SourceConnector,
         *,
         bootstrap: str,
-        codec: AvroCodec,
         quarantine_codec: AvroCodec,
         offsets: OffsetStore,
+        codec: AvroCodec | None = None,
+        codec_for: CodecFor | None = None,
         chunk_size: int = 5000,
         producer_config: dict[str, Any] | None = None,
         keys: KeyRing | None = None,
     ) -> None:
+        if codec is None and codec_for is None:
+            raise ValueError("ConnectorRunner needs codec (one stream) or codec_for")
         self.connector = connector
-        self.codec = codec
         self.quarantine_codec = quarantine_codec
         self.offsets = offsets
         self.chunk_size = chunk_size
         self.keys = keys  # seals quarantined source records (they may hold personal data)
+        self._codec = codec
+        self._codec_for = codec_for
         conf = {
             "bootstrap.servers": bootstrap,
             "acks": "all",
@@ -122,6 +129,8 @@ class ConnectorRunner:
         self._acked: dict[str, int] = {}  # "topic:partition" -> next offset acknowledged
         self._bootstrap = bootstrap
         self._source = f"urn:crm-hub:connector:{connector.name}"
+        self._outs: dict[str, _StreamOut] = {}
+        self._default_stream: str | None = None
         self._records_ok = RECORDS.labels(connector.name, "published")
         self._records_bad = RECORDS.labels(connector.name, "quarantined")
         self._bytes = BYTES.labels(connector.name)
@@ -132,14 +141,70 @@ class ConnectorRunner:
         self._since_poll = 0
         self._clock: bytes | None = None
         self._clock_uses = 0
-        self._static_headers: Headers = [
-            ("ce_specversion", SPECVERSION.encode()),
-            ("ce_source", self._source.encode()),
-            ("ce_type", connector.event_type.encode()),
-            ("content-type", AVRO_CONTENT_TYPE.encode()),
-            (H_CONNECTOR, connector.name.encode()),
-            (H_DEPARTMENT, connector.department.encode()),
-        ]
+
+    # -- streams ----------------------------------------------------------------------------
+
+    def _out(self, stream: str | Stream | None) -> _StreamOut:
+        """The stream's codec and headers (built on first use; a connector may hand a new
+        ``Stream`` object under the same name when its source's schema changed)."""
+        if isinstance(stream, Stream):
+            out = self._outs.get(stream.name)
+            if out is not None and out.stream is stream:
+                return out
+            return self._build_out(stream)
+        name = stream or self._default_stream
+        out = self._outs.get(name) if name is not None else None
+        if out is not None:
+            return out
+        declared = list(self.connector.streams())
+        if not declared:
+            raise FatalError(f"connector {self.connector.name} declares no stream")
+        if name is None:
+            name = self._default_stream = declared[0].name
+            out = self._outs.get(name)
+            if out is not None:
+                return out
+        for candidate in declared:
+            if candidate.name == name:
+                return self._build_out(candidate)
+        raise FatalError(f"connector {self.connector.name} emitted a record of unknown stream")
+
+    def _build_out(self, stream: Stream) -> _StreamOut:
+        if stream.schema is None:
+            raise FatalError(
+                f"stream {stream.name} of connector {self.connector.name} has no Avro schema: "
+                "it can only be read standalone (crmhub connectors read)"
+            )
+        if self._codec_for is not None:
+            codec = self._codec_for(stream)
+        else:
+            codec = cast(AvroCodec, self._codec)
+        department = stream.department or self.connector.department
+        out = _StreamOut(
+            stream,
+            codec,
+            [
+                ("ce_specversion", SPECVERSION.encode()),
+                ("ce_source", self._source.encode()),
+                ("ce_type", stream.event_type.encode()),
+                ("content-type", AVRO_CONTENT_TYPE.encode()),
+                (H_CONNECTOR, self.connector.name.encode()),
+                (H_DEPARTMENT, department.encode()),
+            ],
+        )
+        self._outs[stream.name] = out
+        return out
+
+    @property
+    def codec(self) -> AvroCodec:
+        """The codec of the connector's first stream."""
+        return self._out(None).codec
+
+    def topics(self) -> list[str]:
+        """The topics of the connector's declared streams (with an Avro schema)."""
+        return sorted({s.topic for s in self.connector.streams() if s.schema is not None})
+
+    # -- delivery -----------------------------------------------------------------------------
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
@@ -165,6 +230,8 @@ class ConnectorRunner:
                     seen[raw.decode()] = str(msg.topic())
         return seen
 
+    # -- reading ------------------------------------------------------------------------------
+
     def run_once(self, stop: threading.Event | None = None) -> int:
         """Read every partition with new data to its end; returns records handled."""
         handled = 0
@@ -175,26 +242,41 @@ class ConnectorRunner:
         return handled
 
     def _run_partition(self, part: SourcePartition, stop: threading.Event | None) -> int:
-        counters = {"rows_read": 0, "published": 0, "quarantined": 0}
-        counters.update(part.counters)
-        last = part.start_after
+        progress = _Progress(part.cursor, {"rows_read": 0, "published": 0, "quarantined": 0})
+        progress.counters.update(part.counters)
+        counters = progress.counters
         in_chunk = 0
         handled = 0
-        already = self._published_since(part.log) if part.start_after and part.log else {}
-        for rec in self.connector.fetch(part):
-            topic = already.get(rec.record_id)
-            published = topic == self.connector.topic if topic else self._publish(rec)
-            last = rec.position
-            in_chunk += 1
-            handled += 1
-            counters["rows_read"] += 1
-            counters["published" if published else "quarantined"] += 1
-            if in_chunk >= self.chunk_size:
-                self._commit(part, last, counters, done=False)
-                in_chunk = 0
-                if stop is not None and stop.is_set():
-                    return handled
-        self._commit(part, last, counters, done=True)
+        already = self._published_since(part.log) if part.cursor and part.log else {}
+        records = self.connector.fetch(part)
+        try:
+            for rec in records:
+                topic = already.get(rec.record_id)
+                published = topic != self.quarantine_codec.topic if topic else self._publish(rec)
+                handled += 1
+                counters["rows_read"] += 1
+                counters["published" if published else "quarantined"] += 1
+                in_chunk += 1
+                if rec.cursor is None:
+                    continue
+                progress.cursor = dict(rec.cursor)
+                progress.event_time = rec.event_time or progress.event_time
+                progress.stream = rec.stream.name if isinstance(rec.stream, Stream) else rec.stream
+                if in_chunk >= self.chunk_size:
+                    self._commit(part, progress, done=False)
+                    in_chunk = 0
+                    if stop is not None and stop.is_set():
+                        return handled
+        except HubError as exc:
+            ERRORS.labels(self.connector.name, type(exc).__name__).inc()
+            if progress.cursor is not None and progress.cursor != part.cursor:
+                self._commit(part, progress, done=False)  # keep what was acknowledged
+            raise
+        finally:
+            close = getattr(records, "close", None)
+            if callable(close):
+                close()
+        self._commit(part, progress, done=True)
         return handled
 
     def _now(self) -> bytes:
@@ -207,32 +289,39 @@ class ConnectorRunner:
         return self._clock
 
     def _publish(self, rec: SourceRecord) -> bool:
-        """Produce one record; True when it went to the entity topic, False to quarantine."""
-        conn = self.connector
-        event_id = deterministic_id(conn.name, rec.record_id)
+        """Produce one record; True when it went to its stream's topic, False to quarantine."""
+        event_id = deterministic_id(self.connector.name, rec.record_id)
         if not rec.reasons and rec.value is not None:
+            out = self._out(rec.stream)
             try:
-                value = self.codec.encode(rec.value)
+                value = out.codec.encode(rec.value)
             except SchemaError as exc:
                 reason = QuarantineReason("schema.encode", None, exc.message)
-                rec = replace(rec, reasons=(reason,), raw=json_payload(rec.value))
+                rec = replace(
+                    rec, reasons=(reason,), raw=json_payload(rec.value), error_class="SchemaError"
+                )
             else:
                 key = (rec.key or rec.record_id).encode()
                 eid = event_id.encode()
                 headers = [
-                    *self._static_headers,
+                    *out.static_headers,
                     ("ce_id", eid),
                     ("ce_time", self._now()),
                     ("ce_subject", key),
                     (H_SOURCE_RECORD, rec.record_id.encode()),
                     (H_TRACE_ID, eid),
                 ]
-                self._produce(conn.topic, key, value, headers)
+                self._produce(out.codec.topic, key, value, headers)
                 self._pending_ok += 1
                 self._pending_bytes += len(value)
                 return True
         self._publish_quarantine(rec, event_id)
         return False
+
+    def _stream_department(self, rec: SourceRecord) -> str:
+        if isinstance(rec.stream, Stream):
+            return rec.stream.department or self.connector.department
+        return self.connector.department
 
     def _publish_quarantine(self, rec: SourceRecord, event_id: str) -> None:
         conn = self.connector
@@ -240,22 +329,29 @@ class ConnectorRunner:
         payload, fmt = rec.raw, "json"
         if payload is not None and self.keys is not None:
             payload, fmt = seal(self.keys, payload, aad=event_id.encode()), "json+sealed:default"
+        department = self._stream_department(rec)
         record = quarantine_record(
             stage=STAGE_CONNECTOR,
             reasons=rec.reasons,
             origin_id=event_id,
             payload=payload,
             payload_format=fmt,
-            department=conn.department,
+            department=department,
             connector=conn.name,
             source_file=rec.source_file,
             source_row=rec.position,
             entity_id=rec.key,
             now=now,
+            source_cursor=(
+                json.dumps(dict(rec.cursor), sort_keys=True)
+                if rec.cursor is not None and rec.source_file is None
+                else None
+            ),
+            error_class=rec.error_class,
         )
         lineage = {
             H_CONNECTOR: conn.name,
-            H_DEPARTMENT: conn.department,
+            H_DEPARTMENT: department,
             H_SOURCE_RECORD: rec.record_id,
             H_TRACE_ID: event_id,
         }
@@ -284,9 +380,7 @@ class ConnectorRunner:
             self.producer.poll(0)
             self._since_poll = 0
 
-    def _commit(
-        self, part: SourcePartition, last: int, counters: dict[str, int], *, done: bool
-    ) -> None:
+    def _commit(self, part: SourcePartition, progress: _Progress, *, done: bool) -> None:
         remaining = self.producer.flush(60)
         self._records_ok.inc(self._pending_ok)
         self._bytes.inc(self._pending_bytes)
@@ -298,14 +392,45 @@ class ConnectorRunner:
                 f"connector {self.connector.name}: {remaining} records not acknowledged "
                 f"({', '.join(sorted(set(errors))) or 'timeout'}); will resume from the last cursor"
             )
-        offset = {
-            "version": part.version,
-            "position": last,
+        offset: dict[str, Any] = {
+            **(progress.cursor or {}),
             "done": done,
-            **counters,
+            **progress.counters,
             "log": dict(self._acked),
         }
         self.offsets.commit(self.connector.name, part.partition, offset)
+        part.cursor = progress.cursor
+        if progress.event_time is not None:
+            lag = max(0.0, time.time() - progress.event_time.timestamp())
+            stream = progress.stream or self._default_stream or "default"
+            CURSOR_LAG.labels(self.connector.name, stream).set(lag)
+
+
+def stream_codecs(registry: SchemaRegistryClient, schemas_dir: Path) -> CodecFor:
+    """Codecs for streams: a schema named under ``schemas_dir`` or given inline, registered
+    under the stream topic's subject (an incompatible change fails with the reason)."""
+    cache: dict[tuple[str, str], AvroCodec] = {}
+
+    def codec_for(stream: Stream) -> AvroCodec:
+        if isinstance(stream.schema, str):
+            text = load_schema_text(schema_path(schemas_dir, stream.schema))
+        else:
+            text = json.dumps(stream.schema, sort_keys=True)
+        codec = cache.get((stream.topic, text))
+        if codec is None:
+            codec = cache[(stream.topic, text)] = AvroCodec(registry, stream.topic, text)
+        _ = codec.schema_id  # registered now: a refused schema fails here, with the reason
+        return codec
+
+    return codec_for
+
+
+def retry_delay(exc: RetriableError, backoff: float) -> float:
+    """How long to wait after a retriable error: the source's own ``retry_after`` when it
+    gave one (a rate limit), else the worker's exponential backoff."""
+    if exc.retry_after is not None and exc.retry_after > 0:
+        return min(exc.retry_after, 300.0)
+    return backoff
 
 
 def run_forever(
@@ -319,8 +444,9 @@ def run_forever(
             backoff = 1.0
             stop.wait(poll_interval)
         except RetriableError as exc:
-            log.warning("%s (retrying in %.0fs)", exc.message, backoff)
-            stop.wait(backoff)
+            delay = retry_delay(exc, backoff)
+            log.warning("%s (retrying in %.0fs)", exc.message, delay)
+            stop.wait(delay)
             backoff = min(backoff * 2, 30.0)
         except HubError as exc:
             ERRORS.labels(runner.connector.name, type(exc).__name__).inc()
@@ -330,9 +456,13 @@ def run_forever(
 
 
 __all__ = [
+    "CodecFor",
     "ConnectorRunner",
     "SourceConnector",
     "SourcePartition",
     "SourceRecord",
+    "Stream",
+    "retry_delay",
     "run_forever",
+    "stream_codecs",
 ]

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from hub.connect_plugins import config_string
 from hub.errors import ConfigError, RetriableError
+from hub.sdk.streams import SourceConnector
 from hub.settings import load_settings, read_runtime
 
 app = typer.Typer(
@@ -206,3 +207,83 @@ def delete(name: Name, url: Url = None) -> None:
     """Delete a connector (its offsets stay in the offsets topic)."""
     call(url, "DELETE", f"/connectors/{name}")
     console.print(f"{name}: deleted")
+
+
+# -- standalone verbs (no Kafka): check, discover, read ---------------------------------------
+
+PluginName = Annotated[str, typer.Argument(help="Connector plugin (e.g. spreadsheet)")]
+ConfigFile = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Connector config (YAML/JSON, flat or {name, config})"),
+]
+Sets = Annotated[
+    list[str] | None, typer.Option("--set", help="Config key=value (repeatable; overrides)")
+]
+PathOpt = Annotated[
+    Path | None, typer.Option("--path", help="Shorthand for --set path=FILE (one file)")
+]
+
+
+def _standalone(
+    plugin: str, config: Path | None, sets: list[str] | None, path: Path | None
+) -> SourceConnector:
+    from hub.connect_standalone import build_standalone, parse_sets, read_config_file
+
+    merged = {**read_config_file(config), **parse_sets(sets or [])}
+    if path is not None:
+        merged["path"] = str(path)
+    return build_standalone(plugin, merged)[1]
+
+
+@app.command()
+def check(
+    plugin: PluginName, config: ConfigFile = None, set_: Sets = None, path: PathOpt = None
+) -> None:
+    """Check a connector config and that its source answers (no Kafka)."""
+    connector = _standalone(plugin, config, set_, path)
+    connector.check()
+    console.print(f"[green]ok[/] {connector.name}: config valid, source reachable")
+
+
+@app.command()
+def discover(
+    plugin: PluginName, config: ConfigFile = None, set_: Sets = None, path: PathOpt = None
+) -> None:
+    """Print the connector's streams as a Singer catalog (JSON)."""
+    from hub.connect_standalone import avro_schemas
+    from hub.sdk.standalone import catalog
+
+    connector = _standalone(plugin, config, set_, path)
+    schemas = avro_schemas(connector, load_settings().schemas_dir)
+    typer.echo(json.dumps(catalog(connector, schemas), indent=2))
+
+
+@app.command()
+def read(
+    plugin: PluginName,
+    config: ConfigFile = None,
+    set_: Sets = None,
+    path: PathOpt = None,
+    state: Annotated[
+        Path | None, typer.Option("--state", help="Resume from this state (Singer STATE)")
+    ] = None,
+) -> None:
+    """Read the source to its end and print Singer messages (SCHEMA, RECORD, STATE) as JSON
+    lines on stdout, without Kafka. Unreadable records are reported on stderr."""
+    import sys
+
+    from hub.connect_standalone import avro_schemas
+    from hub.sdk.standalone import SingerReader, load_state
+
+    connector = _standalone(plugin, config, set_, path)
+    schemas = avro_schemas(connector, load_settings().schemas_dir)
+    offsets = None
+    if state is not None:
+        try:
+            with state.open(encoding="utf-8") as f:
+                offsets = load_state(f)
+        except OSError as exc:
+            raise ConfigError(f"state file {state}: cannot read ({exc.strerror})") from None
+    reader = SingerReader(connector, schemas, sys.stdout, sys.stderr, state=offsets)
+    reader.run()
+    sys.stdout.flush()

@@ -27,8 +27,8 @@ from typing import Any, Protocol, cast
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from hub.config_providers import has_reference
-from hub.connect import SourceConnector
 from hub.errors import ConfigError
+from hub.sdk.streams import SourceConnector
 
 ENTRY_POINT_GROUP = "crm_hub.connectors"
 COMMON_GROUP = "Common"
@@ -63,7 +63,6 @@ FRAMEWORK_PREFIXES = (
 
 class ConnectorClass(Protocol):
     Config: type[BaseModel]
-    value_schema: str
 
     def from_config(self, config: Any) -> SourceConnector: ...
 
@@ -88,10 +87,6 @@ class Plugin:
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
             raise ConfigError(f"connector plugin {self.name} has no pydantic Config")
         return model
-
-    @property
-    def value_schema(self) -> str:
-        return str(getattr(self.cls, "value_schema", ""))
 
     def build(self, config: BaseModel) -> SourceConnector:
         factory = getattr(self.cls, "from_config", None)
@@ -158,11 +153,11 @@ def build_config(plugin: Plugin, name: str, resolved: dict[str, Any]) -> BaseMod
     try:
         return plugin.config_model.model_validate(plugin_input(plugin, name, resolved))
     except ValidationError as exc:
-        problems = "; ".join(_describe(err) for err in exc.errors())
+        problems = "; ".join(describe_error(err) for err in exc.errors())
         raise ConfigError(f"connector {name}: invalid config: {problems}") from None
 
 
-def _describe(err: Any) -> str:
+def describe_error(err: Any) -> str:
     loc = err.get("loc", ())
     key = field_key(str(loc[0])) if loc else "config"
     return f"{key}: {str(err.get('msg', 'invalid value')).removeprefix('Value error, ')}"
@@ -354,6 +349,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "Plugin",
     "build_config",
+    "describe_error",
     "config_string",
     "error_messages",
     "find_plugin",

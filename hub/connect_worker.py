@@ -27,7 +27,7 @@ from typing import Any
 from hub import topics
 from hub.broker import ensure_topics
 from hub.config_providers import resolve
-from hub.connect import ConnectorRunner, SourceConnector
+from hub.connect import ConnectorRunner, SourceConnector, retry_delay, stream_codecs
 from hub.connect_offsets import OffsetStore
 from hub.connect_plugins import Plugin, build_config, find_plugin
 from hub.connect_state import ConnectState, Status
@@ -170,7 +170,7 @@ class ConnectWorker:
         connector = plugin.build(build_config(plugin, name, resolve(config)))
         return plugin, connector
 
-    def _runner(self, plugin: Plugin, connector: SourceConnector) -> ConnectorRunner:
+    def _runner(self, connector: SourceConnector) -> ConnectorRunner:
         from hub.dlp.operators import keyring_from_master
         from hub.serde import AvroCodec, load_schema_text, registry_client, schema_path
 
@@ -178,33 +178,32 @@ class ConnectWorker:
         bootstrap = self.state.bootstrap
         if self._registry is None:
             self._registry = registry_client(settings.effective_registry_url)
-        ensure_topics(
-            bootstrap,
-            {
-                connector.topic: (topics.DEFAULT_PARTITIONS, {}),
-                topics.QUARANTINE: topics.TOPIC_SPECS[topics.QUARANTINE],
-            },
-        )
         offsets = OffsetStore(bootstrap, self.state.offsets_topic)
         offsets.load()
-        schema = schema_path(settings.schemas_dir, plugin.value_schema)
         quarantine = schema_path(settings.schemas_dir, "common/QuarantineRecord")
-        return ConnectorRunner(
+        runner = ConnectorRunner(
             connector,
             bootstrap=bootstrap,
-            codec=AvroCodec(self._registry, connector.topic, load_schema_text(schema)),
+            codec_for=stream_codecs(self._registry, settings.schemas_dir),
             quarantine_codec=AvroCodec(
                 self._registry, topics.QUARANTINE, load_schema_text(quarantine)
             ),
             offsets=offsets,
             keys=keyring_from_master(settings.dlp_master_key()),
         )
+        wanted: dict[str, tuple[int, dict[str, str]]] = {
+            t: (topics.DEFAULT_PARTITIONS, {}) for t in runner.topics()
+        }
+        wanted[topics.QUARANTINE] = topics.TOPIC_SPECS[topics.QUARANTINE]
+        ensure_topics(bootstrap, wanted)
+        return runner
 
     def _run_connector(self, name: str, config: dict[str, Any], stop: threading.Event) -> None:
         try:
             plugin, connector = self._build(name, config)
-            runner = self._runner(plugin, connector)
-            self.state.put_topic(name, connector.topic)
+            runner = self._runner(connector)
+            for topic in runner.topics():
+                self.state.put_topic(name, topic)
         except HubError as exc:
             self._fail(name, exc, stop)
             return
@@ -222,8 +221,9 @@ class ConnectWorker:
                     backoff = 1.0
                     stop.wait(self.poll_interval)
                 except RetriableError as exc:
-                    log.warning("connector %s: %s (retrying in %.0fs)", name, exc.message, backoff)
-                    stop.wait(backoff)
+                    delay = retry_delay(exc, backoff)
+                    log.warning("connector %s: %s (retrying in %.0fs)", name, exc.message, delay)
+                    stop.wait(delay)
                     backoff = min(backoff * 2, 30.0)
                 except HubError as exc:
                     self._fail(name, exc, stop)

@@ -49,6 +49,8 @@ def quarantine_record(
     entity_id: str | None = None,
     policy_version: str | None = None,
     now: datetime | None = None,
+    source_cursor: str | None = None,
+    error_class: str | None = None,
 ) -> dict[str, Any]:
     """A value for schemas/common/QuarantineRecord.avsc. `origin_id` identifies the source
     record (event id, or file fingerprint + row) so the quarantine id is deterministic."""
@@ -70,6 +72,8 @@ def quarantine_record(
         "payload_format": payload_format,
         "payload": payload,
         "quarantined_at": now or datetime.now(UTC),
+        "source_cursor": source_cursor,
+        "error_class": error_class,
     }
 
 

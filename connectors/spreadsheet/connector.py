@@ -1,31 +1,44 @@
-"""Sales lead spreadsheets (CSV and XLSX) from a drop directory.
+"""Sales lead spreadsheets (CSV and XLSX) from a drop directory, or one file.
 
-Source partition: the file name. Source offset: the file's fingerprint (sha256) and the
-last acknowledged row. A file whose fingerprint changed after it was read (edited in
-place) is detected, logged and read again from its first row as a new version; event ids
-derive from fingerprint and row, so a re-read of the same bytes yields the same ids.
+Stream ``leads``: each data row mapped through the YAML column mapping to the canonical
+``sales/LeadCaptured`` fields, keyed by ``lead_id``. Without a mapping (standalone reads
+only: ``crmhub connectors read spreadsheet --path FILE``) the stream is ``rows``: each
+row's cells keyed by the header text, as read, with no type coercion.
+
+Source partition: the file name. Cursor: the file's fingerprint (sha256) and the last
+acknowledged row. A file whose fingerprint changed after it was read (edited in place) is
+detected, logged and read again from its first row as a new version; event ids derive
+from fingerprint and row, so a re-read of the same bytes yields the same ids.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from connectors.spreadsheet.mapping import HeaderMap, LeadMapping
-from connectors.spreadsheet.reader import BadRow, fingerprint, read_sheet
+from connectors.spreadsheet.reader import BadRow, SheetRow, fingerprint, read_sheet
 from hub import topics
-from hub.connect import SourcePartition, SourceRecord
-from hub.connect_offsets import OffsetStore
 from hub.errors import ConfigError, SkippableError
 from hub.quarantine import QuarantineReason, json_payload
+from hub.sdk.streams import (
+    OffsetReader,
+    SourceConnectorBase,
+    SourcePartition,
+    SourceRecord,
+    Stream,
+    resume_partition,
+)
 
 log = logging.getLogger(__name__)
 
 LEAD_CAPTURED_TYPE = "crm.sales.lead.captured.v1"
+SHEET_ROW_TYPE = "crm.sheet.row.read.v1"
 SUFFIXES = (".csv", ".tsv", ".txt", ".xlsx")
 
 
@@ -33,22 +46,44 @@ class SpreadsheetConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = Field(default="sales-leads", pattern=r"^[a-z0-9][a-z0-9_.-]*$")
-    drop_dir: Path
-    mapping: Path
+    path: Path | None = Field(default=None, description="One sheet to read (instead of drop.dir)")
+    drop_dir: Path | None = Field(
+        default=None, validate_default=True, description="Directory the sheets are dropped in"
+    )
+    mapping: Path | None = Field(
+        default=None,
+        validate_default=True,
+        description="Column mapping (YAML) from sheet headers to lead fields",
+    )
     department: str = "sales"
     topic: str = topics.RAW_SALES_LEADS
     settle_seconds: float = Field(
         default=1.0, ge=0, description="Ignore files modified more recently (still being copied)"
     )
 
+    @field_validator("drop_dir")
+    @classmethod
+    def _one_source(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        path = info.data.get("path")
+        if value is None and path is None:
+            raise ValueError("drop.dir is required (or path, to read one file)")
+        if value is not None and path is not None:
+            raise ValueError("give drop.dir or path, not both")
+        return value
 
-class SpreadsheetConnector:
+    @field_validator("mapping")
+    @classmethod
+    def _mapping_to_publish(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None and not (info.context or {}).get("standalone"):
+            raise ValueError("mapping is required to publish leads (a standalone read may omit it)")
+        return value
+
+
+class SpreadsheetConnector(SourceConnectorBase):
     """Plugin ``spreadsheet`` (entry point group ``crm_hub.connectors``)."""
 
     Config = SpreadsheetConfig
-    event_type = LEAD_CAPTURED_TYPE
-    value_schema = "sales/LeadCaptured"  # under schemas/: the Avro schema of `topic`
-    version = "0.1.0"
+    version = "0.2.0"
 
     @classmethod
     def from_config(cls, config: SpreadsheetConfig) -> SpreadsheetConnector:
@@ -59,13 +94,36 @@ class SpreadsheetConnector:
         self.config = config
         self.name = config.name
         self.department = config.department
-        self.topic = config.topic
-        self.mapping = LeadMapping.load(config.mapping)
+        self.mapping = LeadMapping.load(config.mapping) if config.mapping else None
         self.files_modified = 0
+        if self.mapping is not None:
+            self._stream = Stream(
+                name="leads",
+                topic=config.topic,
+                event_type=LEAD_CAPTURED_TYPE,
+                schema="sales/LeadCaptured",
+                primary_key=(self.mapping.id_field,),
+            )
+        else:
+            self._stream = Stream(
+                name="rows", topic=config.topic, event_type=SHEET_ROW_TYPE, schema=None
+            )
+
+    def streams(self) -> Sequence[Stream]:
+        return (self._stream,)
+
+    def check(self) -> None:
+        if self.config.path is not None:
+            if not self.config.path.is_file():
+                raise ConfigError(f"connector {self.name}: no file at path {self.config.path}")
+        elif self.config.drop_dir is not None and not self.config.drop_dir.is_dir():
+            raise ConfigError(f"connector {self.name}: drop.dir {self.config.drop_dir} is missing")
 
     def _candidates(self) -> list[Path]:
+        if self.config.path is not None:
+            return [self.config.path] if self.config.path.is_file() else []
         drop = self.config.drop_dir
-        if not drop.is_dir():
+        if drop is None or not drop.is_dir():
             return []
         now = time.time()
         out = []
@@ -79,16 +137,15 @@ class SpreadsheetConnector:
             out.append(path)
         return out
 
-    def partitions(self, offsets: OffsetStore) -> list[SourcePartition]:
+    def partitions(self, offsets: OffsetReader) -> list[SourcePartition]:
         parts = []
         for path in self._candidates():
-            key = {"file": path.name}
             fp = fingerprint(path)
-            stored = offsets.get(self.name, key)
+            part = resume_partition(offsets, self.name, {"file": path.name})
+            stored = part.cursor
             if stored is None:
-                parts.append(SourcePartition(key, fp, 0))
-                continue
-            if stored.get("version") != fp:
+                part.cursor = {"version": fp, "position": 0}
+            elif stored.get("version") != fp:
                 self.files_modified += 1
                 log.warning(
                     "connector %s: %s changed after import (fingerprint %s… -> %s…); "
@@ -98,58 +155,92 @@ class SpreadsheetConnector:
                     str(stored.get("version"))[:12],
                     fp[:12],
                 )
-                parts.append(SourcePartition(key, fp, 0))
+                part = SourcePartition(part.partition, {"version": fp, "position": 0})
+            elif offsets_done(offsets, self.name, part.partition):
                 continue
-            if stored.get("done"):
-                continue
-            counters = {k: int(stored.get(k, 0)) for k in ("rows_read", "published", "quarantined")}
-            parts.append(
-                SourcePartition(
-                    key,
-                    fp,
-                    int(stored.get("position", 0)),
-                    counters,
-                    log={str(k): int(v) for k, v in dict(stored.get("log", {})).items()},
-                )
-            )
+            parts.append(part)
         return parts
+
+    def _path_of(self, name: str) -> Path:
+        if self.config.path is not None:
+            return self.config.path
+        assert self.config.drop_dir is not None
+        return self.config.drop_dir / name
 
     def fetch(self, part: SourcePartition) -> Iterator[SourceRecord]:
         name = str(part.partition["file"])
-        path = self.config.drop_dir / name
+        path = self._path_of(name)
+        cursor = part.cursor or {}
+        version = str(cursor.get("version") or fingerprint(path))
+        start_after = int(cursor.get("position", 0))
         header_maps: dict[tuple[str, ...], HeaderMap] = {}
+        modified = datetime.fromtimestamp(path.stat().st_mtime, UTC)
         try:
-            for item in read_sheet(path, start_after_row=part.start_after):
-                rid = f"{name}@{part.version[:16]}:{item.row}"
+            for item in read_sheet(path, start_after_row=start_after):
+                rid = f"{name}@{version[:16]}:{item.row}"
+                at = {"version": version, "position": item.row}
                 if isinstance(item, BadRow):
                     yield SourceRecord(
-                        position=item.row,
                         record_id=rid,
+                        cursor=at,
+                        position=item.row,
                         reasons=(QuarantineReason(item.rule_id, None, item.message),),
                         raw=json_payload(item.cells),
                         source_file=name,
+                        event_time=modified,
+                        error_class="SkippableError",
                     )
                     continue
-                headers = tuple(item.cells)
-                hmap = header_maps.get(headers)
-                if hmap is None:
-                    hmap = self.mapping.resolve(headers)
-                    header_maps[headers] = hmap
-                value = self.mapping.apply(hmap, item, source_name=name)
-                yield SourceRecord(
-                    position=item.row,
-                    record_id=rid,
-                    value=value,
-                    key=str(value[self.mapping.id_field]),
-                    source_file=name,
-                )
+                yield self._record(item, rid, at, name, modified, header_maps)
         except (ConfigError, SkippableError) as exc:
             # The whole file cannot be read (missing required column, corrupt file): one
             # quarantine record for the file, and the connector goes on with the others.
             log.error("connector %s: %s refused: %s", self.name, name, exc.message)
             yield SourceRecord(
-                position=part.start_after + 1,
-                record_id=f"{name}@{part.version[:16]}:file",
+                record_id=f"{name}@{version[:16]}:file",
+                cursor={"version": version, "position": start_after + 1},
+                position=start_after + 1,
                 reasons=(QuarantineReason("file.unreadable", None, exc.message),),
                 source_file=name,
+                event_time=modified,
+                error_class=type(exc).__name__,
             )
+
+    def _record(
+        self,
+        item: SheetRow,
+        rid: str,
+        at: dict[str, object],
+        name: str,
+        modified: datetime,
+        header_maps: dict[tuple[str, ...], HeaderMap],
+    ) -> SourceRecord:
+        if self.mapping is None:  # raw rows: the cells as read
+            return SourceRecord(
+                record_id=rid,
+                value=dict(item.cells),
+                cursor=at,
+                position=item.row,
+                source_file=name,
+                event_time=modified,
+            )
+        headers = tuple(item.cells)
+        hmap = header_maps.get(headers)
+        if hmap is None:
+            hmap = self.mapping.resolve(headers)
+            header_maps[headers] = hmap
+        value = self.mapping.apply(hmap, item, source_name=name)
+        return SourceRecord(
+            record_id=rid,
+            value=value,
+            key=str(value[self.mapping.id_field]),
+            cursor=at,
+            position=item.row,
+            source_file=name,
+            event_time=modified,
+        )
+
+
+def offsets_done(offsets: OffsetReader, connector: str, partition: dict[str, object]) -> bool:
+    stored = offsets.get(connector, dict(partition))
+    return bool(stored and stored.get("done"))

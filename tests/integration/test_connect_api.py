@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from connectors.spreadsheet.connector import SpreadsheetConnector
 from hub.connect_api import create_connect_app
 from hub.connect_state import ConnectState
 from hub.connect_worker import ConnectWorker
@@ -94,7 +95,7 @@ def test_server_info_plugins_and_validate(hub: Hub) -> None:
     assert set(info) == {"version", "commit", "kafka_cluster_id"}
     assert info["kafka_cluster_id"]
     plugins = hub.http.get("/connector-plugins").json()
-    assert {"class": CLASS, "type": "source", "version": "0.1.0"} in plugins
+    assert {"class": CLASS, "type": "source", "version": SpreadsheetConnector.version} in plugins
 
     bad = {"connector.class": "spreadsheet", "name": "v", "settle.seconds": "soon"}
     response = hub.http.put("/connector-plugins/spreadsheet/config/validate", json=bad)
@@ -120,8 +121,10 @@ def test_server_info_plugins_and_validate(hub: Hub) -> None:
     assert by_name["settle.seconds"]["value"]["value"] == "soon"
     assert by_name["settle.seconds"]["definition"]["type"] == "DOUBLE"
     assert by_name["settle.seconds"]["value"]["errors"]
-    assert by_name["drop.dir"]["definition"]["required"] is True
-    assert by_name["drop.dir"]["value"]["errors"]
+    assert by_name["drop.dir"]["value"]["errors"] == [
+        "drop.dir is required (or path, to read one file)"
+    ]
+    assert by_name["mapping"]["value"]["errors"]
     assert by_name["topic"]["value"]["errors"] == []
     assert by_name["topic"]["definition"]["default_value"] == "crm.raw.sales.leads.v1"
 
