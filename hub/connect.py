@@ -21,7 +21,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
-from confluent_kafka import KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from prometheus_client import Counter, Gauge
 
@@ -130,6 +137,8 @@ class ConnectorRunner:
         self._bootstrap = bootstrap
         self._source = f"urn:crm-hub:connector:{connector.name}"
         self._outs: dict[str, _StreamOut] = {}
+        # Partitions whose stored cursor this runner wrote: nobody published after it.
+        self._committed_here: set[str] = set()
         self._default_stream: str | None = None
         self._records_ok = RECORDS.labels(connector.name, "published")
         self._records_bad = RECORDS.labels(connector.name, "quarantined")
@@ -241,13 +250,53 @@ class ConnectorRunner:
             handled += self._run_partition(part, stop)
         return handled
 
+    def _log_start(self) -> dict[str, int]:
+        """The end offsets of the connector's topics now. Stored with a partition's first
+        cursor, they tell a worker that takes the partition over (after a crash before
+        the first chunk was committed) where to look for what was already published. A
+        watermark that lags the log only makes that look start earlier."""
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self._bootstrap,
+                "group.id": f"hub-connect-start-{self.connector.name}",
+                "enable.auto.commit": False,
+            }
+        )
+        try:
+            out: dict[str, int] = {}
+            for topic in [*self.topics(), self.quarantine_codec.topic]:
+                meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
+                if meta is None or meta.error is not None:
+                    continue
+                for p in meta.partitions:
+                    _low, high = consumer.get_watermark_offsets(
+                        TopicPartition(topic, p), timeout=10, cached=False
+                    )
+                    out[f"{topic}:{p}"] = int(high)
+            return out
+        except KafkaException as exc:
+            raise RetriableError(
+                f"connector {self.connector.name}: cannot read the end offsets of its topics "
+                f"({exc.args[0].name() if exc.args else 'error'})"
+            ) from None
+        finally:
+            consumer.close()
+
     def _run_partition(self, part: SourcePartition, stop: threading.Event | None) -> int:
         progress = _Progress(part.cursor, {"rows_read": 0, "published": 0, "quarantined": 0})
         progress.counters.update(part.counters)
         counters = progress.counters
         in_chunk = 0
         handled = 0
-        already = self._published_since(part.log) if part.cursor and part.log else {}
+        where = json.dumps(part.partition, sort_keys=True)
+        already: dict[str, str] = {}
+        if not part.log:  # never committed: remember where the topics end, first
+            part.log = self._log_start()
+            self._commit(part, progress, done=False)
+        elif where not in self._committed_here:
+            # Committed by another run (a crash, or a worker that lost the partition):
+            # what it published after its last cursor is on the log; do not repeat it.
+            already = self._published_since(part.log)
         records = self.connector.fetch(part)
         try:
             for rec in records:
@@ -396,9 +445,10 @@ class ConnectorRunner:
             **(progress.cursor or {}),
             "done": done,
             **progress.counters,
-            "log": dict(self._acked),
+            "log": {**part.log, **self._acked},
         }
         self.offsets.commit(self.connector.name, part.partition, offset)
+        self._committed_here.add(json.dumps(part.partition, sort_keys=True))
         part.cursor = progress.cursor
         if progress.event_time is not None:
             lag = max(0.0, time.time() - progress.event_time.timestamp())

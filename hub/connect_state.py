@@ -5,6 +5,7 @@
     connector-<name>          -> {"properties": {<connector config, references unresolved>}}
     target-state-<name>       -> {"state": "STARTED" | "PAUSED" | "STOPPED"}
     restart-connector-<name>  -> {"include-tasks": bool, "only-failed": bool}
+    placement-<name>          -> {"slot": n}   (hub only: which group partition runs it)
 
 ``_hub-connect-status``::
 
@@ -29,6 +30,7 @@ import logging
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -101,6 +103,7 @@ class ConnectState:
         self._configs: dict[str, dict[str, Any]] = {}
         self._targets: dict[str, str] = {}
         self._restarts: dict[str, RestartRequest] = {}
+        self._slots: dict[str, int] = {}  # connector -> placement slot
         self._statuses: dict[str, Status] = {}  # "<name>" or "<name>/<task>"
         self._topics: dict[str, dict[str, int]] = {}  # connector -> topic -> discovered ms
         self._offsets: dict[bytes, dict[str, Any]] = {}
@@ -257,6 +260,12 @@ class ConnectState:
                 self._targets[name] = state
             else:
                 self._targets.pop(name, None)
+        elif key.startswith("placement-"):
+            name = key.removeprefix("placement-")
+            if value is None:
+                self._slots.pop(name, None)
+            else:
+                self._slots[name] = int(value["slot"])
         elif key.startswith("restart-connector-") and value is not None:
             name = key.removeprefix("restart-connector-")
             self._restarts[name] = RestartRequest(
@@ -313,6 +322,23 @@ class ConnectState:
     def target_state(self, name: str) -> str:
         with self._cond:
             return self._targets.get(name, "STARTED")
+
+    def slot_of(self, name: str) -> int:
+        """The connector's placement slot: workers run the connectors whose slot maps to a
+        partition of the group topic they were assigned (hub/connect_group.py). Chosen at
+        creation as the lowest free slot, so connectors spread evenly; a connector created
+        before placements existed gets a stable hash of its name."""
+        with self._cond:
+            slot = self._slots.get(name)
+        return slot if slot is not None else zlib.crc32(name.encode())
+
+    def _free_slot(self) -> int:
+        with self._cond:
+            used = {self._slots[n] for n in self._configs if n in self._slots}
+        slot = 0
+        while slot in used:
+            slot += 1
+        return slot
 
     def restart_request(self, name: str) -> RestartRequest | None:
         with self._cond:
@@ -389,11 +415,21 @@ class ConnectState:
         records: list[tuple[str, dict[str, Any] | None]] = []
         if initial_target is not None:
             records.append((f"target-state-{name}", {"state": initial_target}))
+        with self._cond:
+            placed = name in self._slots
+        if not placed:
+            records.append((f"placement-{name}", {"slot": self._free_slot()}))
         records.append((f"connector-{name}", {"properties": config}))
         self._configs_write(records)
 
     def delete_connector(self, name: str) -> None:
-        self._configs_write([(f"connector-{name}", None), (f"target-state-{name}", None)])
+        self._configs_write(
+            [
+                (f"connector-{name}", None),
+                (f"target-state-{name}", None),
+                (f"placement-{name}", None),
+            ]
+        )
         self._status_write(
             [(f"status-connector-{name}", None), (f"status-task-{name}-0", None)]
             + [(f"topic-{t}-connector-{name}", None) for t in self.topics_of(name)]

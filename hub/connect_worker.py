@@ -10,9 +10,11 @@ within about a second to pause, resume, stop, restart, delete and config updates
 A FAILED trace is built from ``HubError`` messages only (they carry no secret or personal
 value), never from raw exception text, which may quote a value.
 
-**One worker in this step.** This worker runs every registered connector. Spreading the
-connectors over several workers by Kafka group membership (and moving them when a worker
-dies) is the next step of issue 6; until then run a single ``crmhub worker connect``.
+**Many workers.** Started with a ``GroupMembership`` (``crmhub worker connect`` always is),
+a worker runs only the connectors whose placement slot maps to a partition of the group
+topic it holds (hub/connect_group.py); a rebalance stops the connectors of the revoked
+partitions before they move, and the new owner resumes from the committed cursors.
+Without one (tests, embedding), it runs every registered connector.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from hub import topics
 from hub.broker import ensure_topics
 from hub.config_providers import resolve
 from hub.connect import ConnectorRunner, SourceConnector, retry_delay, stream_codecs
+from hub.connect_group import GroupMembership, partition_of
 from hub.connect_offsets import OffsetStore
 from hub.connect_plugins import Plugin, build_config, find_plugin
 from hub.connect_state import ConnectState, Status
@@ -54,11 +57,20 @@ class ConnectWorker:
         *,
         worker_id: str | None = None,
         poll_interval: float = 1.0,
+        group: bool = False,
     ) -> None:
         self.settings = settings
         self.state = state
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
         self.poll_interval = poll_interval
+        self.membership: GroupMembership | None = None
+        if group:
+            self.membership = GroupMembership(
+                state.bootstrap,
+                member=self.worker_id,
+                on_revoked=self._revoked,
+                session_timeout_ms=settings.consumer_session_timeout_ms,
+            )
         self._tasks: dict[str, _Task] = {}
         self._handled_restarts: dict[str, int] = {}
         self._registry: Any = None
@@ -75,10 +87,22 @@ class ConnectWorker:
         try:
             while not stop.is_set():
                 seen = self.state.version
+                if self.membership is not None:
+                    self.membership.poll(0)
                 self.reconcile()
                 self.state.wait_for_change(seen, timeout=0.5)
         finally:
             self.shutdown()
+
+    def owns(self, name: str) -> bool:
+        return self.membership is None or self.membership.owns(self.state.slot_of(name))
+
+    def _revoked(self, partitions: set[int]) -> None:
+        """Group rebalance: stop (and commit) the connectors that are moving, now."""
+        for name in list(self._tasks):
+            if partition_of(self.state.slot_of(name)) in partitions:
+                log.info("connector %s: slot revoked, stopping before it moves", name)
+                self._stop_task(name)
 
     def reconcile(self) -> None:
         names = set(self.state.connectors())
@@ -92,6 +116,10 @@ class ConnectWorker:
     def _reconcile_one(self, name: str) -> None:
         config = self.state.config(name)
         if config is None:
+            return
+        if not self.owns(name):
+            if name in self._tasks:  # the slot moved (or a placement changed)
+                self._stop_task(name)
             return
         target = self.state.target_state(name)
         task = self._tasks.get(name)
@@ -123,6 +151,9 @@ class ConnectWorker:
             self._stop_task(name)
             status = Status("UNASSIGNED", self.worker_id)
             self._quietly(lambda n=name, s=status: self.state.put_status(n, s))
+        if self.membership is not None:
+            self.membership.close()  # the others take the slots over at once
+            self.membership = None
         if self._registry is not None:
             self._registry.close()
             self._registry = None
@@ -262,7 +293,7 @@ def run_connect_worker(settings: Settings, stop: threading.Event) -> None:
     state = ConnectState(settings.require_bootstrap()).start()
     try:
         register_default_connector(state, settings)
-        ConnectWorker(settings, state).run(stop)
+        ConnectWorker(settings, state, group=True).run(stop)
     finally:
         state.close()
 

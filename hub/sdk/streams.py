@@ -105,7 +105,7 @@ def split_offset(stored: Mapping[str, Any] | None) -> SourcePartition | None:
     """A stored offset as (cursor, counters, log) in a partition with no key yet."""
     if stored is None:
         return None
-    cursor = {k: v for k, v in stored.items() if k not in FRAMEWORK_OFFSET_KEYS}
+    cursor = {k: v for k, v in stored.items() if k not in FRAMEWORK_OFFSET_KEYS} or None
     counters = {k: int(stored.get(k, 0)) for k in COUNTER_KEYS}
     log = {str(k): int(v) for k, v in dict(stored.get("log") or {}).items()}
     return SourcePartition({}, cursor, counters, log)
