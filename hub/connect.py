@@ -111,6 +111,7 @@ class ConnectorRunner:
         codec: AvroCodec | None = None,
         codec_for: CodecFor | None = None,
         chunk_size: int = 5000,
+        commit_interval: float = 5.0,
         producer_config: dict[str, Any] | None = None,
         keys: KeyRing | None = None,
     ) -> None:
@@ -120,6 +121,8 @@ class ConnectorRunner:
         self.quarantine_codec = quarantine_codec
         self.offsets = offsets
         self.chunk_size = chunk_size
+        self.commit_interval = commit_interval  # a slow source still commits this often
+        self._last_commit = time.monotonic()
         self.keys = keys  # seals quarantined source records (they may hold personal data)
         self._codec = codec
         self._codec_for = codec_for
@@ -300,18 +303,24 @@ class ConnectorRunner:
         records = self.connector.fetch(part)
         try:
             for rec in records:
-                topic = already.get(rec.record_id)
-                published = topic != self.quarantine_codec.topic if topic else self._publish(rec)
-                handled += 1
-                counters["rows_read"] += 1
-                counters["published" if published else "quarantined"] += 1
-                in_chunk += 1
+                if not rec.checkpoint:
+                    topic = already.get(rec.record_id)
+                    if topic:
+                        published = topic != self.quarantine_codec.topic
+                    else:
+                        published = self._publish(rec)
+                    handled += 1
+                    counters["rows_read"] += 1
+                    counters["published" if published else "quarantined"] += 1
+                    in_chunk += 1
                 if rec.cursor is None:
                     continue
                 progress.cursor = dict(rec.cursor)
                 progress.event_time = rec.event_time or progress.event_time
                 progress.stream = rec.stream.name if isinstance(rec.stream, Stream) else rec.stream
-                if in_chunk >= self.chunk_size:
+                if in_chunk >= self.chunk_size or (
+                    in_chunk and time.monotonic() - self._last_commit >= self.commit_interval
+                ):
                     self._commit(part, progress, done=False)
                     in_chunk = 0
                     if stop is not None and stop.is_set():
@@ -448,6 +457,7 @@ class ConnectorRunner:
             "log": {**part.log, **self._acked},
         }
         self.offsets.commit(self.connector.name, part.partition, offset)
+        self._last_commit = time.monotonic()
         self._committed_here.add(json.dumps(part.partition, sort_keys=True))
         part.cursor = progress.cursor
         if progress.event_time is not None:

@@ -249,6 +249,10 @@ class SingerReader:
         cursor = part.cursor
         since_state = 0
         for rec in self.connector.fetch(part):
+            if rec.checkpoint:
+                if rec.cursor is not None:
+                    cursor = dict(rec.cursor)
+                continue
             counters["rows_read"] += 1
             if rec.reasons or rec.value is None:
                 counters["quarantined"] += 1

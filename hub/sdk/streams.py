@@ -66,6 +66,12 @@ class SourceRecord:
     source_file: str | None = None
     event_time: datetime | None = None  # when the change happened at the source (cursor lag)
     error_class: str | None = None  # with reasons: what kind of error stopped it
+    checkpoint: bool = False  # no record: only a cursor to resume from (e.g. a Singer STATE)
+
+    @classmethod
+    def at(cls, cursor: Cursor) -> SourceRecord:
+        """A resume point that is not a record (published as nothing, counted as nothing)."""
+        return cls(record_id="", cursor=cursor, checkpoint=True)
 
 
 @dataclass(slots=True)
