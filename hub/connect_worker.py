@@ -292,7 +292,8 @@ def register_default_connector(state: ConnectState, settings: Settings) -> bool:
 def run_connect_worker(settings: Settings, stop: threading.Event) -> None:
     state = ConnectState(settings.require_bootstrap()).start()
     try:
-        register_default_connector(state, settings)
+        if settings.default_connector:
+            register_default_connector(state, settings)
         ConnectWorker(settings, state, group=True).run(stop)
     finally:
         state.close()

@@ -94,7 +94,8 @@ def run_demo(
     home = (home or base.home / f"demo-{stamp}").resolve()
     if home.exists():
         shutil.rmtree(home)
-    settings = load_settings(home=home, api_port=free_port())
+    # The demo registers its connectors through the REST API, as an integrator would.
+    settings = load_settings(home=home, api_port=free_port(), default_connector=False)
     staging = home / "staging"
     manifest: DemoManifest = generate_demo_files(staging, rows=rows)
     console.print(
@@ -109,6 +110,7 @@ def run_demo(
         console.print(f"embedded stack up: kafka {sup.bootstrap}, API {sup.api_url}")
         drop = settings.effective_drop_dir
         drop.mkdir(parents=True, exist_ok=True)
+        register_connectors(sup.api_url, settings, console)
         for f in manifest.files:  # atomic rename: the connector never sees half a file
             (staging / f.name).replace(drop / f.name)
         engine = make_engine(settings.effective_database_url)
@@ -187,6 +189,43 @@ def rescan_read_model(settings: Settings) -> tuple[int, int]:
                 if action.action.operator != "keep" and f.score >= action.min_score:
                     unprotected += 1
     return scanned, unprotected
+
+
+def demo_connectors(settings: Settings) -> dict[str, dict[str, str]]:
+    """The connectors the demo registers (Kafka Connect configs)."""
+    return {
+        CONNECTOR: {
+            "connector.class": "spreadsheet",
+            "drop.dir": str(settings.effective_drop_dir.resolve()),
+            "mapping": str(settings.lead_mapping.resolve()),
+        }
+    }
+
+
+def register_connectors(api_url: str, settings: Settings, console: Console) -> None:
+    """PUT /connectors/{name}/config for each demo connector (create or update, as
+    `crmhub connectors apply` does), then wait until the worker reports it RUNNING."""
+    import httpx
+
+    from hub.errors import FatalError
+
+    with httpx.Client(base_url=api_url, timeout=30) as http:
+        for name, config in demo_connectors(settings).items():
+            answer = http.put(f"/connectors/{name}/config", json=config)
+            if answer.status_code not in (200, 201):
+                raise FatalError(f"demo: registering {name} answered HTTP {answer.status_code}")
+            deadline = time.monotonic() + 60
+            state = "UNASSIGNED"
+            while time.monotonic() < deadline:
+                status = http.get(f"/connectors/{name}/status")
+                if status.status_code == 200:
+                    state = status.json()["connector"]["state"]
+                    if state in ("RUNNING", "FAILED"):
+                        break
+                time.sleep(0.2)
+            if state != "RUNNING":
+                raise FatalError(f"demo: connector {name} is {state}, not RUNNING")
+            console.print(f"registered {name} through PUT /connectors/{name}/config: {state}")
 
 
 def _raise_interrupt(_signum: int, _frame: object) -> None:

@@ -99,6 +99,8 @@ class Supervisor:
         env["HUB_HOME"] = str(self.home)
         env["HUB_API_PORT"] = str(self.api_port)
         env["HUB_SCHEMA_REGISTRY_URL"] = self.registry_url
+        if not self.settings.default_connector:
+            env["HUB_DEFAULT_CONNECTOR"] = "false"
         return env
 
     @property

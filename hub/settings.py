@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     processor_batch_size: int = Field(default=500, ge=1)
     processor_batch_within: float = Field(default=0.2, gt=0)
     consumer_session_timeout_ms: int = Field(default=6000, ge=1000)
+    default_connector: bool = Field(
+        default=True,
+        description="With no connector registered, the connect worker registers sales-leads",
+    )
     log_level: str = "INFO"
 
     @classmethod

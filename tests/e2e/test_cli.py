@@ -100,6 +100,8 @@ def test_demo_reconciles(demo: Demo) -> None:
     assert "reconciled in" in out
     assert "2,000 read / 2,000 generated" in out
     assert "Traceback" not in out + demo.result.stderr
+    # registered through the REST API, not by the worker's built-in default
+    assert "registered sales-leads through PUT /connectors/sales-leads/config: RUNNING" in out
 
 
 def test_audit_verify_passes_then_names_the_tampered_link(demo: Demo, tmp_path: Path) -> None:
