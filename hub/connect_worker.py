@@ -264,7 +264,7 @@ class ConnectWorker:
                     self._fail(name, FatalError(f"stopped by {type(exc).__name__}"), stop)
                     return
         finally:
-            runner.producer.flush(30)
+            runner.close()
 
 
 def default_connector_config(settings: Settings) -> dict[str, str]:
