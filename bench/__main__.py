@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from bench import ceilings, report
+from bench import ceilings, connect, report
 from bench.agents import agent_row, run_agent
 from bench.chain import bench_settings
 from bench.env import BENCH_DIR, OUT_DIR, Env, input_files
@@ -32,6 +32,10 @@ ORDER = (
     "faust.passthrough",
     "connector.csv",
     "connector.xlsx",
+    "connect.overhead",
+    "connect.rest.status",
+    "connect.rest.config",
+    "connect.rebalance",
     "stage.validation",
     "stage.validation_pure",
     "stage.validation_rules_pure",
@@ -156,6 +160,23 @@ def main(argv: list[str] | None = None) -> int:
         )
         if xlsx is not None:
             run.add(xlsx.row)  # type: ignore[attr-defined]
+        run.step(
+            "4c. connector framework, in-memory records",
+            lambda: run.add(connect.framework_overhead(env, settings)),
+            ("connect.overhead", "Connector framework, in-memory records", "records/s"),
+        )
+        rest = run.step(
+            "4d. connect REST latency, 100 connectors",
+            lambda: connect.rest_latency(env, settings),
+            ("connect.rest.status", "REST GET /connectors/{name}/status, p95", "ms"),
+        )
+        for row in rest or []:  # type: ignore[attr-defined]
+            run.add(row)
+        run.step(
+            "4e. connect worker rebalance after kill -9",
+            lambda: run.add(connect.rebalance(env, settings)),
+            ("connect.rebalance", "Rebalance after kill -9 of one of two workers", "s"),
+        )
         if csv is None:
             run.rows.append(
                 not_measured("faust.passthrough", "Faust passthrough agent", "events/s", "no input")
