@@ -301,6 +301,8 @@ class ConnectorRunner:
         counters = progress.counters
         in_chunk = 0
         handled = 0
+        self.producer.flush(60)
+        self._errors.clear()  # failures of an earlier read: that read stored nothing after them
         where = json.dumps(part.partition, sort_keys=True)
         already: dict[str, str] = {}
         if not part.log:  # never committed: remember where the topics end, first
@@ -337,8 +339,11 @@ class ConnectorRunner:
                         return handled
         except HubError as exc:
             ERRORS.labels(self.connector.name, type(exc).__name__).inc()
-            if progress.cursor is not None and progress.cursor != part.cursor:
-                self._commit(part, progress, done=False)  # keep what was acknowledged
+            if progress.cursor is not None and progress.cursor != part.cursor and not self._errors:
+                try:  # keep what was acknowledged (never past a failed delivery: see _commit)
+                    self._commit(part, progress, done=False)
+                except HubError:
+                    log.warning("connector %s: progress not stored", self.connector.name)
             raise
         finally:
             close = getattr(records, "close", None)
@@ -453,7 +458,10 @@ class ConnectorRunner:
         self._bytes.inc(self._pending_bytes)
         self._pending_ok = self._pending_bytes = 0
         if remaining or self._errors:
-            errors, self._errors = self._errors, []
+            # The failed records are gone from the producer's queue: no cursor may be stored
+            # after them in this read. The errors stay until the next read of the partition,
+            # which starts again from the last stored cursor.
+            errors = self._errors
             ERRORS.labels(self.connector.name, "RetriableError").inc()
             raise RetriableError(
                 f"connector {self.connector.name}: {remaining} records not acknowledged "

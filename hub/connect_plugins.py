@@ -304,7 +304,7 @@ def validate(plugin: Plugin, config: dict[str, Any]) -> dict[str, Any]:
                 name=raw_key,
                 type_=_connect_type(info.annotation),
                 required=required,
-                default=None if required else info.default,
+                default=None if required else info.get_default(call_default_factory=True),
                 documentation=info.description or "",
                 group=group,
                 order=order,

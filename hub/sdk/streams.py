@@ -58,7 +58,7 @@ class SourceRecord:
     record_id: str
     value: dict[str, Any] | None = None
     key: str | None = None  # the entity's stable id (Kafka key); defaults to record_id
-    stream: str | None = None  # None: the connector's first stream
+    stream: str | Stream | None = None  # a name or the Stream; None: the first one
     cursor: Cursor | None = None  # where to resume after this record; None: not a resume point
     position: int | None = None  # row or sequence number, for quarantine context
     reasons: tuple[QuarantineReason, ...] = ()

@@ -127,7 +127,8 @@ def test_check_names_what_is_wrong_in_one_line(tmp_path: Path) -> None:
     ]
     unknown = crmhub("connectors", "check", "no-such-plugin", cwd=tmp_path)
     assert unknown.returncode == 2
-    assert "unknown connector plugin 'no-such-plugin'; known: spreadsheet" in unknown.stderr
+    assert "unknown connector plugin 'no-such-plugin'; known: " in unknown.stderr
+    assert "spreadsheet (connectors.spreadsheet.connector.SpreadsheetConnector)" in unknown.stderr
     sheet = tmp_path / "ok.csv"
     sheet.write_text(MESSY, encoding="utf-8")
     ok = crmhub("connectors", "check", "spreadsheet", "--path", str(sheet), cwd=tmp_path)

@@ -1,0 +1,1 @@
+"""The ``singer`` connector: any Singer tap as a source (see ``connector.py``)."""

@@ -1,0 +1,3 @@
+from tap_hubfixture.tap import TapHubFixture
+
+TapHubFixture.cli()
