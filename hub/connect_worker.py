@@ -47,6 +47,7 @@ class _Task:
     config: dict[str, Any]
     stop: threading.Event
     thread: threading.Thread
+    connector: Any = None  # set once built: interrupt() ends a blocking read at once
 
 
 class ConnectWorker:
@@ -176,6 +177,9 @@ class ConnectWorker:
         if task is None:
             return
         task.stop.set()
+        interrupt = getattr(task.connector, "interrupt", None)
+        if callable(interrupt):
+            interrupt()
         task.thread.join(60)
 
     def _report(self, name: str, state: str, trace: str | None = None) -> None:
@@ -232,6 +236,9 @@ class ConnectWorker:
     def _run_connector(self, name: str, config: dict[str, Any], stop: threading.Event) -> None:
         try:
             plugin, connector = self._build(name, config)
+            task = self._tasks.get(name)
+            if task is not None:
+                task.connector = connector
             runner = self._runner(connector)
             for topic in runner.topics():
                 self.state.put_topic(name, topic)

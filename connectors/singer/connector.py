@@ -212,6 +212,7 @@ class SingerConnector(SourceConnectorBase):
         self._capabilities: tuple[str | None, bool] | None = None  # (catalog flag, --state)
         self._fresh = False  # discovered, and not used by a run yet
         self._next_run = 0.0
+        self._tap: TapProcess | None = None  # the running tap, for interrupt()
 
     # -- discovery --------------------------------------------------------------------------
 
@@ -360,7 +361,15 @@ class SingerConnector(SourceConnectorBase):
         try:
             yield from self._sync(cursor.get(STATE_KEY))
         finally:
+            self._tap = None
             self._next_run = time.monotonic() + self.config.run_interval_seconds
+
+    def interrupt(self) -> None:
+        """The worker stops this connector (pause, stop, rebalance): end a running tap now
+        instead of at its next STATE or idle timeout. What was acknowledged is kept."""
+        tap = self._tap
+        if tap is not None:
+            tap.interrupt()
 
     def _config_file(self, tmp: Path) -> Path:
         if isinstance(self.config.tap_config, Path):
@@ -405,6 +414,7 @@ class SingerConnector(SourceConnectorBase):
                 idle_timeout=self.config.idle_timeout_seconds,
                 who=self.who,
             ) as tap:
+                self._tap = tap
                 for line in tap.lines():
                     try:
                         rec = reader.read(line)

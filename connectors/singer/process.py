@@ -159,6 +159,13 @@ class TapProcess:
     def returncode(self) -> int | None:
         return self.proc.returncode if self.proc is not None else None
 
+    def interrupt(self) -> None:
+        """Ask the tap's process group to stop (from another thread: the reader then sees
+        the end of its output; ``stop`` reaps it)."""
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            _signal_group(proc.pid, signal.SIGTERM)
+
     def stop(self) -> None:
         """Stop the tap and every process of its group; reap it. Safe to call twice."""
         proc = self.proc

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,3 +112,35 @@ def test_a_tap_runs_as_a_connector_and_garbage_fails_it_with_a_clear_status(
     assert "Grace" not in trace
     assert "grace.debug@example.com" not in trace
     assert json.dumps(trace)  # a plain string a client can show
+
+
+def test_pausing_a_connector_whose_tap_hangs_stops_the_tap_at_once(
+    setup: Setup, unique: str
+) -> None:
+    """A tap between two STATEs gives the runner no chance to see the stop: the worker
+    interrupts it, so pause takes effect now, not after the idle timeout."""
+    s = setup
+    name = f"tap-hang-{unique}"
+    child_pid = s.tmp / "child.pid"
+    data = write_source(
+        s.tmp / "source.json",
+        knobs={"hang_after_records": 4, "hang_child_pid_file": str(child_pid)},
+    )
+    config = connector_config(
+        name,
+        data,
+        s.tmp / "logs",
+        extra={
+            "topic.template": f"it.singer-hang.{unique}.{{stream}}",
+            "idle.timeout.seconds": "600",
+        },
+    )
+    assert s.http.post("/connectors", json={"name": name, "config": config}).status_code == 201
+    wait_for(child_pid.exists, 60)  # the tap is hanging now
+    wait_for(lambda: status(s, name).get("state") == "RUNNING", 10)
+    paused_at = time.monotonic()
+    assert s.http.put(f"/connectors/{name}/pause").status_code == 202
+    wait_for(lambda: status(s, name).get("state") == "PAUSED", 30)
+    assert time.monotonic() - paused_at < 15  # not the 600 s idle timeout
+    pid = int(child_pid.read_text(encoding="utf-8"))
+    wait_for(lambda: not Path(f"/proc/{pid}").exists(), 10)  # its whole group is gone
