@@ -1,0 +1,1 @@
+"""Zendesk Support (ticketing) connector, its API simulator and its case-status policy."""
