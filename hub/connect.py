@@ -289,11 +289,15 @@ class ConnectorRunner:
             ) from None
 
     def close(self) -> None:
-        """Flush what is pending and release the clients."""
+        """Flush what is pending and release the clients (the connector's too, if it holds
+        any: an optional ``close()``)."""
         self.producer.flush(30)
         if self._meta is not None:
             self._meta.close()
             self._meta = None
+        close = getattr(self.connector, "close", None)
+        if callable(close):
+            close()
 
     def _run_partition(self, part: SourcePartition, stop: threading.Event | None) -> int:
         progress = _Progress(part.cursor, {"rows_read": 0, "published": 0, "quarantined": 0})
