@@ -229,7 +229,9 @@ def _key_path(loc: tuple[int | str, ...]) -> str:
     return out
 
 
-def _read_yaml(path: Path) -> Any:
+def read_policy_yaml(path: Path) -> Any:
+    """A policy file as YAML data, read strictly (duplicate keys refused); ConfigError
+    (one line, naming the file and where) if it cannot be read."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -249,7 +251,7 @@ def _read_yaml(path: Path) -> Any:
 
 def load_validation_policy(path: Path) -> ValidationPolicy:
     """Read and check ``policies/validation.yaml``. Raises ``ConfigError`` (one line)."""
-    data = _read_yaml(path)
+    data = read_policy_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(
             f"{path}: the top level must be a mapping with 'version' and 'departments'"

@@ -62,7 +62,8 @@ class RetryPolicy(BaseModel):
 
 
 class HttpStatusError(FatalError):
-    """The server refused the request (a 4xx other than 429)."""
+    """The server refused the request (a 4xx other than 429; 401/403 say the credentials
+    were refused). ``status`` lets a connector treat one record's 403 or 404 apart."""
 
     def __init__(self, message: str, *, status: int) -> None:
         super().__init__(message)
@@ -280,9 +281,10 @@ class HttpClient:
             raise _Transient(f"HTTP {status}", asked)
         if status in (401, 403):
             REQUESTS.labels(self.name, str(status)).inc()
-            raise FatalError(
+            raise HttpStatusError(
                 f"{where}: HTTP {status}: the credentials were refused "
-                "(expired, revoked or missing a scope); update them and restart the connector"
+                "(expired, revoked or missing a scope); update them and restart the connector",
+                status=status,
             )
         if status >= 400:
             REQUESTS.labels(self.name, str(status)).inc()
