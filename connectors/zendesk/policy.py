@@ -12,11 +12,9 @@ None and the connector sends the ticket to quarantine with the reason.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -29,6 +27,7 @@ from pydantic import (
 )
 
 from hub.errors import ConfigError
+from hub.policies import read_policy_yaml
 from hub.settings import REPO_ROOT
 
 __all__ = ["DEFAULT_POLICY", "ZENDESK_STATUSES", "CaseStatusPolicy", "load_case_status_policy"]
@@ -86,29 +85,6 @@ class _TargetError(ValueError):
         self.loc = loc
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key given twice in one mapping (YAML keeps the last)."""
-
-
-def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Hashable, Any]:
-    seen: set[Hashable] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        if not isinstance(key, Hashable):
-            raise yaml.constructor.ConstructorError(
-                None, None, "a key must be a plain value", key_node.start_mark
-            )
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"key {key!r} is given twice", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
 def _key_path(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
@@ -130,18 +106,9 @@ def load_case_status_policy(path: Path = DEFAULT_POLICY) -> CaseStatusPolicy:
     """Read and check the policy file; ``ConfigError`` (one line naming the key path)."""
     where = _shown(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{where}: cannot read the policy file ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{where}: the policy file is not UTF-8 text") from None
-    try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "not valid YAML"
-        raise ConfigError(f"{where}: {at}{problem}") from None
+        data = read_policy_yaml(path)
+    except ConfigError as exc:  # name the file the way the other messages here do
+        raise ConfigError(exc.message.replace(str(path), where, 1)) from None
     if not isinstance(data, dict):
         raise ConfigError(
             f"{where}: the top level must be a mapping with 'version', 'case_statuses' "
