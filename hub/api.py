@@ -1,5 +1,5 @@
 """The hub's HTTP API: the Kafka Connect compatible connector API, the embedded schema
-registry, health and Prometheus metrics."""
+registry, signed webhook receivers, health and Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -19,9 +19,12 @@ def create_api(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from hub.connect_state import ConnectState
+        from hub.webhooks.receiver import WebhookService
 
         connect_state = ConnectState(settings.require_bootstrap()).start()
         app.state.connect_state = connect_state
+        webhooks = WebhookService.from_settings(settings, connect_state).start()
+        app.state.webhooks = webhooks
         store = None
         if embedded_registry:
             from hub.registry.store import SchemaStore
@@ -32,6 +35,7 @@ def create_api(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
+            webhooks.close()
             if store is not None:
                 store.close()
             connect_state.close()
@@ -45,6 +49,10 @@ def create_api(settings: Settings) -> FastAPI:
     from hub.connect_api import router as connect_router
 
     app.include_router(connect_router)
+
+    from hub.webhooks.receiver import WebhookMiddleware
+
+    app.add_middleware(WebhookMiddleware)  # POST /webhooks/{connector}, ahead of routing
 
     @app.get("/health", tags=["ops"])
     def health() -> dict[str, str]:

@@ -17,7 +17,9 @@ Streams (one source partition each, ``{"stream": name}``):
 
 Deletions: an archived contact or company comes as a change with ``archived: true``
 during each full pass (``full.resync.hours`` schedules them); a record erased for GDPR is
-gone from every endpoint and is not seen here (the webhooks will carry it).
+gone from every endpoint and is not seen here: the webhook endpoint carries it
+(``contact.privacyDeletion``, see ``webhooks``; the hub receives it when ``webhook.secret``
+is set).
 """
 
 from __future__ import annotations
@@ -45,10 +47,12 @@ from connectors.hubspot.mapping import (
     map_object,
 )
 from connectors.hubspot.readers import Batch, ObjectReader, read_campaigns, read_email_events
+from connectors.hubspot.webhooks import webhook_spec
 from hub.errors import ConfigError
 from hub.quarantine import json_payload
 from hub.sdk.http import RetryPolicy
 from hub.sdk.streams import Cursor, SourceConnectorBase, SourcePartition, SourceRecord, Stream
+from hub.webhooks.base import WebhookSpec
 
 STREAMS = ("contacts", "companies", "contact_company_associations", "campaigns", "email_events")
 SCHEMAS = {
@@ -116,6 +120,17 @@ class HubSpotConfig(BaseModel):
     )
     backoff_initial_seconds: float = Field(default=0.5, ge=0)
     backoff_jitter_seconds: float = Field(default=0.5, ge=0)
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="The app's client secret, which signs its webhooks (v3), as ${env:VAR} or "
+        "${file:...}; set, the hub receives contact events on POST /webhooks/{name}",
+    )
+    webhook_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="The URL HubSpot calls (the app's target URL) when the hub is reached "
+        "through a proxy or under another name; default: the URL the request arrived at",
+    )
 
     @field_validator("streams", mode="before")
     @classmethod
@@ -172,6 +187,12 @@ class HubSpotConnector(SourceConnectorBase):
     @classmethod
     def from_config(cls, config: HubSpotConfig) -> HubSpotConnector:
         return cls(config)
+
+    @classmethod
+    def webhooks(cls, config: HubSpotConfig) -> WebhookSpec | None:
+        """Contact events pushed by HubSpot's Webhooks API (see ``webhooks``); None
+        without ``webhook.secret``."""
+        return webhook_spec(config)
 
     def __init__(self, config: HubSpotConfig, *, clock: Callable[[], int] | None = None) -> None:
         self.config = config

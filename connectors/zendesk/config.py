@@ -3,6 +3,7 @@
 Secrets are ``SecretStr`` (the worker resolves ``${env:…}`` references before the
 connector sees them). Give ``subdomain`` (https://{subdomain}.zendesk.com) or ``base.url``,
 and ``email`` + ``api.token`` (an API token) or ``oauth.token`` (an OAuth access token).
+``webhook.secret`` (optional) turns on the webhook endpoint (``connectors.zendesk.webhooks``).
 """
 
 from __future__ import annotations
@@ -81,6 +82,12 @@ class ZendeskConfig(BaseModel):
     ticket_comments_topic: str = "crm.raw.service.ticket_comments.v1"
     users_topic: str = "crm.raw.service.users.v1"
     organizations_topic: str = "crm.raw.service.organizations.v1"
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Signing secret of the Zendesk webhook (as ${env:VAR} or ${file:...}); "
+        "set, the hub receives ticket events on POST /webhooks/{name}",
+    )
+    ticket_webhooks_topic: str = "crm.raw.service.ticket-webhooks.v1"
 
     @field_validator("select", mode="before")
     @classmethod

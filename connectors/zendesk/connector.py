@@ -45,6 +45,7 @@ from connectors.zendesk.records import (
     read_ticket,
     read_user,
 )
+from connectors.zendesk.webhooks import webhook_spec
 from hub.errors import ConfigError, FatalError
 from hub.sdk.http import RetryPolicy
 from hub.sdk.streams import (
@@ -55,6 +56,7 @@ from hub.sdk.streams import (
     SourceRecord,
     Stream,
 )
+from hub.webhooks.base import WebhookSpec
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +107,12 @@ class ZendeskConnector(SourceConnectorBase):
     def from_config(cls, config: ZendeskConfig) -> ZendeskConnector:
         """Build from a checked config (ConfigError if the case-status policy is wrong)."""
         return cls(config)
+
+    @classmethod
+    def webhooks(cls, config: ZendeskConfig) -> WebhookSpec | None:
+        """Ticket events pushed by a Zendesk webhook (see ``webhooks``); None without
+        ``webhook.secret``."""
+        return webhook_spec(config)
 
     def __init__(self, config: ZendeskConfig, *, sleep: Callable[[float], None] = time.sleep):
         self.config = config
