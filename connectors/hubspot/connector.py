@@ -203,8 +203,10 @@ class HubSpotConnector(SourceConnectorBase):
         self._streams = tuple(
             Stream(
                 name=name,
-                topic=config.topic_template.format(
-                    department=config.department, stream=name, connector=config.name
+                topic=config.topic_template.format(  # topic names use hyphens
+                    department=config.department,
+                    stream=name.replace("_", "-"),
+                    connector=config.name,
                 ),
                 event_type=f"crm.{config.department}.{SCHEMAS[name][3]}.v1",
                 schema=SCHEMAS[name][0],

@@ -79,7 +79,7 @@ class ZendeskConfig(BaseModel):
         default=DEFAULT_POLICY, description="Zendesk status -> CRM case status (YAML)"
     )
     tickets_topic: str = "crm.raw.service.tickets.v1"
-    ticket_comments_topic: str = "crm.raw.service.ticket_comments.v1"
+    ticket_comments_topic: str = "crm.raw.service.ticket-comments.v1"
     users_topic: str = "crm.raw.service.users.v1"
     organizations_topic: str = "crm.raw.service.organizations.v1"
     webhook_secret: SecretStr | None = Field(
