@@ -98,16 +98,13 @@ def test_read_with_a_mapping_quarantines_bad_rows_and_resumes_from_state(
 
 
 def test_discover_prints_a_singer_catalog(tmp_path: Path) -> None:
-    run = crmhub(
-        "connectors",
-        "discover",
-        "spreadsheet",
-        "--set",
-        f"drop.dir={tmp_path}",
-        "--set",
-        f"mapping={MAPPING}",
-        cwd=tmp_path,
+    definition = tmp_path / "emea.yaml"  # a definition as `crmhub connectors create -f` takes
+    definition.write_text(
+        f"name: emea-leads\nconfig:\n  connector.class: spreadsheet\n"
+        f"  drop.dir: {tmp_path}\n  mapping: {MAPPING}\n",
+        encoding="utf-8",
     )
+    run = crmhub("connectors", "discover", "spreadsheet", "-c", str(definition), cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     catalog = json.loads(run.stdout)
     (stream,) = catalog["streams"]
