@@ -140,7 +140,7 @@ def explain(text: str, field: Annotated[str | None, typer.Option()] = None) -> N
     engine = _engine()
     every = engine.scan_text_all(text, field=field)
     kept = set(dedupe(list(every)))
-    patterns = {(e.recognizer.name, e.pattern.name): e.pattern.regex for e in engine.entries}
+    patterns = {(e.recognizer_name, e.pattern.name): e.pattern.regex for e in engine.entries}
     table = Table("span", "value", "entity", "recognizer", "pattern", "context", "validated",
                   "score", "result")  # fmt: skip
     for f in sorted(every, key=lambda f: (f.start, -f.score)):

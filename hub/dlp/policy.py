@@ -89,6 +89,7 @@ class PolicyResolver:
     def __init__(self, policy: DlpPolicy) -> None:
         self.policy = policy
         self.resolve = lru_cache(maxsize=4096)(self._resolve)
+        self.scans = lru_cache(maxsize=4096)(self._scans)
 
     def _resolve(self, department: str, topic: str, field: str | None, entity: str) -> Decision:
         p = self.policy
@@ -105,7 +106,8 @@ class PolicyResolver:
             )
         return Decision(rule_id="default", action=p.default, min_score=p.min_score)
 
-    def scans(self, field: str) -> bool:
+    def _scans(self, field: str) -> bool:
+        """Whether the policy scans `field` for undeclared PII."""
         return any(fnmatch.fnmatchcase(field, g) for g in self.policy.scan_fields)
 
 

@@ -9,7 +9,7 @@ score and a keyed fingerprint — never the value. A ``block`` decision stops th
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -19,10 +19,11 @@ from prometheus_client import Counter
 
 from hub.dlp.base import Finding
 from hub.dlp.engine import Engine, FieldFinding
-from hub.dlp.operators import BlockedValue, KeyRing, apply_operator, fingerprint
+from hub.dlp.operators import BlockedValue, KeepParams, KeyRing, apply_operator, fingerprint
 from hub.dlp.policy import PolicyResolver
 from hub.events import deterministic_id
 
+_PLAN_CACHE_SIZE = 256
 FINDINGS = Counter(
     "hub_dlp_findings_total",
     "Sensitive values found by the DLP stage",
@@ -63,23 +64,92 @@ class DlpStage:
         self.declared = dict(declared or {})
         self.policy_version = resolver.policy.version
         self.min_score = resolver.policy.min_score
+        self._counters: dict[tuple[str, str], Any] = {}  # (entity, operator) -> counter
+        # the field names of a record -> [(name, declared entity or None)] of those scanned
+        self._plans: dict[tuple[str, ...], list[tuple[str, str | None]]] = {}
 
     def protect(self, record: Mapping[str, Any], *, event_id: str, now: datetime) -> Protected:
-        fields = [k for k, v in record.items() if isinstance(v, str) and self.resolver.scans(k)]
-        found = self.engine.scan_record(
-            {k: record[k] for k in fields}, declared=self.declared, min_score=self.min_score
-        )
+        """The record with its sensitive values protected (None when a value is blocked),
+        and the incidents. Fields the schema declares (``pii``) are taken whole with their
+        declared entity, without detection."""
+        scanned, declared = self._split(record)
+        found = self.engine.scan_record(scanned, min_score=self.min_score) if scanned else []
+        return self._apply(record, declared, found, event_id, now)
+
+    def protect_many(
+        self,
+        records: Sequence[Mapping[str, Any]],
+        *,
+        event_ids: Sequence[str],
+        times: Sequence[datetime],
+    ) -> list[Protected]:
+        """`protect` for a batch of records (``event_ids[i]`` and ``times[i]`` are record
+        i's) with one engine call — one matcher pass over all their fields; results in
+        order."""
+        split = [self._split(r) for r in records]
+        found = self.engine.scan_records([s for s, _ in split], min_score=self.min_score)
+        return [
+            self._apply(record, declared, hits, event_id, now)
+            for record, (_, declared), hits, event_id, now in zip(
+                records, split, found, event_ids, times, strict=True
+            )
+        ]
+
+    def _split(self, record: Mapping[str, Any]) -> tuple[dict[str, str], list[tuple[str, str]]]:
+        """(the string fields the policy scans, the declared ones as (name, entity))."""
+        names = tuple(record)
+        plan = self._plans.get(names)
+        if plan is None:  # records of one schema share their field names
+            if len(self._plans) >= _PLAN_CACHE_SIZE:
+                self._plans.clear()
+            scans = self.resolver.scans
+            plan = self._plans[names] = [
+                (name, self.declared.get(name))
+                for name in names
+                if isinstance(name, str) and scans(name)
+            ]
+        scanned: dict[str, str] = {}
+        taken: list[tuple[str, str]] = []
+        for name, entity in plan:
+            value = record[name]
+            if isinstance(value, str):
+                if entity is None:
+                    scanned[name] = value
+                else:
+                    taken.append((name, entity))
+        return scanned, taken
+
+    def _apply(
+        self,
+        record: Mapping[str, Any],
+        declared: list[tuple[str, str]],
+        found: list[FieldFinding],
+        event_id: str,
+        now: datetime,
+    ) -> Protected:
         out = dict(record)
-        result = Protected(out, findings=len(found))
+        result = Protected(out, findings=len(declared) + len(found))
+        counts: dict[tuple[str, str], int] = {}
         by_field: dict[str, list[Finding]] = {}
+        resolve, department, topic = self.resolver.resolve, self.department, self.topic
+        for name, entity in declared:
+            if isinstance(resolve(department, topic, name, entity).action, KeepParams):
+                counts[(entity, "keep")] = counts.get((entity, "keep"), 0) + 1
+                continue  # (a declared finding scores 1.0: over any threshold)
+            by_field[name] = [
+                Finding(entity, 0, len(out[name]), 1.0, "schema", "declared", None, True)
+            ]
         for ff in found:
             by_field.setdefault(ff.field, []).append(ff.finding)
         for name, findings in by_field.items():
             text = out[name]
             # right to left, so earlier offsets stay valid while replacing
-            for f in sorted(findings, key=lambda f: f.start, reverse=True):
-                decision = self.resolver.resolve(self.department, self.topic, name, f.entity)
+            for f in sorted(findings, key=_start, reverse=True) if len(findings) > 1 else findings:
+                decision = resolve(department, topic, name, f.entity)
                 if f.score < decision.min_score:
+                    continue
+                if isinstance(decision.action, KeepParams):
+                    counts[(f.entity, "keep")] = counts.get((f.entity, "keep"), 0) + 1
                     continue
                 value = text[f.start : f.end]
                 try:
@@ -89,9 +159,9 @@ class DlpStage:
                     result.incidents.append(
                         self._incident(event_id, name, f, "block", decision.rule_id, value, now)
                     )
-                    FINDINGS.labels(self.department, f.entity, "block").inc()
+                    counts[(f.entity, "block")] = counts.get((f.entity, "block"), 0) + 1
                     continue
-                FINDINGS.labels(self.department, f.entity, op.operator).inc()
+                counts[(f.entity, op.operator)] = counts.get((f.entity, op.operator), 0) + 1
                 if op.operator == "keep":
                     continue
                 text = text[: f.start] + str(op.replacement) + text[f.end :]
@@ -99,6 +169,13 @@ class DlpStage:
                     self._incident(event_id, name, f, op.operator, decision.rule_id, value, now)
                 )
             out[name] = text
+        for (entity, operator), n in counts.items():
+            counter = self._counters.get((entity, operator))
+            if counter is None:
+                counter = self._counters[(entity, operator)] = FINDINGS.labels(
+                    department, entity, operator
+                )
+            counter.inc(n)
         if result.blocked:
             result.record = None
         return result
@@ -130,6 +207,10 @@ class DlpStage:
             "value_fingerprint": fingerprint(self.keys, value),
             "detected_at": now,
         }
+
+
+def _start(f: Finding) -> int:
+    return f.start
 
 
 __all__ = ["DlpStage", "FieldFinding", "Protected", "declared_pii"]

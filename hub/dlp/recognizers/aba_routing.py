@@ -15,6 +15,7 @@ from hub.dlp.base import Pattern, Recognizer, digits
 _START = r"(?=\d)(?<![\w\-])(?<!\d[.,/])"
 _END = r"(?![\w\-])(?![.,/]\d)"
 _WEIGHTS = (3, 7, 1, 3, 7, 1, 3, 7, 1)
+_CONFIRMED = 0.4  # the score of a passed checksum (see above)
 
 
 def aba_checksum_ok(number: str) -> bool:
@@ -30,8 +31,8 @@ class AbaRoutingRecognizer(Recognizer):
     entity = "ABA_ROUTING_NUMBER"
     name = "aba_routing"
     patterns = (
-        Pattern("aba_digits", _START + r"[0-36-8]\d{8}" + _END, 0.05),
-        Pattern("aba_dashed", _START + r"[0-36-8]\d{3}-\d{4}-\d" + _END, 0.05),
+        Pattern("aba_digits", _START + r"[0-36-8]\d{8}" + _END, 0.05, ceiling=_CONFIRMED),
+        Pattern("aba_dashed", _START + r"[0-36-8]\d{3}-\d{4}-\d" + _END, 0.05, ceiling=_CONFIRMED),
     )
     context = ("routing", "aba", "rtn", "transit", "abartn", "wire", "ach")
     field_names = (
@@ -45,7 +46,7 @@ class AbaRoutingRecognizer(Recognizer):
         "rtn",
         "transitnumber",
     )
-    validated_score = 0.4
+    validated_score = _CONFIRMED
 
     def validate(self, candidate: str, pattern: Pattern) -> float | None:
         number = digits(candidate)

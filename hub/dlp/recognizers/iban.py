@@ -10,15 +10,20 @@ candidate. Upper case only, as IBANs are printed.
 ``validate`` checks mod-97 and the registry's BBAN structure (letters vs digits per
 position), but not the national account checksums stdnum knows for BE, ES, ME and NO: a
 value that passes mod-97 in the right layout is an IBAN for DLP purposes even if its inner
-account number is mistyped (or synthetic).
+account number is mistyped (or synthetic). It gives ``stdnum.iban.validate(number,
+check_country=False)``'s verdict, computed the quick way: mod-97 over one integer, and the
+BBAN structure from stdnum's own IBAN registry, compiled once per country (stdnum looks it
+up in its registry file on every call, ~30 µs).
 """
 
 from __future__ import annotations
 
+import re
+import string
 from collections import defaultdict
+from functools import cache
 
-from stdnum import iban as stdnum_iban
-from stdnum.exceptions import ValidationError
+from stdnum import numdb
 
 from hub.dlp.base import Pattern, Recognizer
 
@@ -57,10 +62,42 @@ def _regex() -> str:
     return r"(?=[A-Z]{2}\d\d)(?<![\w\-])(?:" + "|".join(alternatives) + r")(?![\w\-])"
 
 
+def _prefilter() -> str:
+    """Country letters, check digits, then at least the shortest BBAN's worth of upper-case
+    letters, digits and spaces: a superset of `_regex` that a multi-pattern matcher runs
+    several times faster (the per-country alternation makes a large automaton)."""
+    shortest = min(IBAN_LENGTHS.values()) - 4
+    return rf"(?=[A-Z]{{2}}\d\d)(?<![\w\-])[A-Z]{{2}}\d{{2}}[ A-Z0-9]{{{shortest},}}(?![\w\-])"
+
+
+_IBAN_REGISTRY = numdb.get("iban")
+_BASE36 = str.maketrans({ch: str(i) for i, ch in enumerate(string.ascii_uppercase, start=10)})
+_STRUCTURE_PART = re.compile(r"([1-9][0-9]*)!([nac])")
+_STRUCTURE_CLASS = {"n": "[0-9]", "a": "[A-Z]", "c": "[A-Za-z0-9]"}
+
+
+@cache
+def bban_structure(country: str) -> re.Pattern[str] | None:
+    """The BBAN layout stdnum's registry gives `country` (None: not in the registry), as
+    stdnum turns it into a regular expression."""
+    props = _IBAN_REGISTRY.info(country)[0][1]
+    if not props:
+        return None
+    layout = _STRUCTURE_PART.sub(
+        lambda m: f"{_STRUCTURE_CLASS[m.group(2)]}{{{m.group(1)}}}", props.get("bban", "")
+    )
+    return re.compile(f"^{layout}$")
+
+
+def mod97_ok(compact: str) -> bool:
+    """ISO 7064 mod 97-10 over the IBAN with its first four characters moved to the end."""
+    return int((compact[4:] + compact[:4]).translate(_BASE36)) % 97 == 1
+
+
 class IbanRecognizer(Recognizer):
     entity = "IBAN_CODE"
     name = "iban"
-    patterns = (Pattern("iban", _regex(), 0.3),)
+    patterns = (Pattern("iban", _regex(), 0.3, prefilter=_prefilter()),)
     context = ("iban", "bank", "account", "acct", "transfer", "wire", "sepa", "bic", "swift")
     field_names = ("iban", "ibancode", "ibannumber", "bankaccount", "bankaccountnumber")
 
@@ -68,8 +105,7 @@ class IbanRecognizer(Recognizer):
         compact = candidate.replace(" ", "")
         if len(compact) != IBAN_LENGTHS.get(compact[:2]):
             return None
-        try:
-            stdnum_iban.validate(compact, check_country=False)
-        except ValidationError:
+        structure = bban_structure(compact[:2])
+        if structure is None or not mod97_ok(compact) or not structure.match(compact[4:]):
             return None
         return self.validated_score

@@ -56,6 +56,11 @@ class MedicalRecordNumberRecognizer(Recognizer):
             r"|(?<=[A-Za-z])[A-Za-z]{0,2}[0-9][A-Za-z0-9]{3,10})"
             r"(?![\w-]|[./]\w)",
             0.3,
+            # The same with the lookbehinds on the first character resolved (a digit, or a
+            # letter), which a multi-pattern matcher cannot run: without them the first
+            # alternative matches every word of 6-12 letters.
+            prefilter=r"(?<![\w./-])(?:[0-9](?:[A-Za-z0-9]{5,11}|[0-9]{1,3}-[0-9]{2,4}-[0-9]{2,4})"
+            r"|[A-Za-z][A-Za-z]{0,2}[0-9][A-Za-z0-9]{3,10})(?![\w-]|[./]\w)",
         ),
     )
     context = (

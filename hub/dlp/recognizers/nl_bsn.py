@@ -40,6 +40,9 @@ class NlBsnRecognizer(Recognizer):
     field_names = ("bsn", "burgerservicenummer", "sofinummer")
     validated_score: ClassVar[float] = _BARE_SCORE
 
+    def ceiling(self, candidate: str, pattern: Pattern) -> float:
+        return _BARE_SCORE if candidate.isdigit() else 1.0
+
     def validate(self, candidate: str, pattern: Pattern) -> float | None:
         if candidate.startswith("0000") or not bsn.is_valid(candidate):
             return None

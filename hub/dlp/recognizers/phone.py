@@ -27,12 +27,14 @@ import re
 import phonenumbers
 
 from hub.dlp.base import Pattern, Recognizer, digits
+from hub.dlp.phone_validity import is_valid
 
 _START = r"(?=[+(\d])(?<![\w+\-.,/:#@$%])"
 _STEP = r"(?:\d|[ .\-]\(?\d(?=\d|[ .\-]\(?\d|\)[ .\-]?\d)|\)[ .\-]?\d)"
 _END = r"(?![\w+]|[.\-,/:]\d)"
 _REGEX = _START + r"(?:\+|\()?\d" + _STEP + "{6,16}" + _END
 
+_INTERNATIONAL, _IDD, _FORMATTED, _UNBROKEN = 0.7, 0.6, 0.55, 0.3  # scores by shape
 _TRUNK_ZERO_REGIONS = ("GB", "DE", "FR", "NL", "IT", "IN")
 _OTHER_REGIONS = ("US", "ES", "IT", "IN")
 
@@ -62,17 +64,14 @@ _NOT_A_PHONE = re.compile(
 
 
 def _valid(candidate: str, region: str | None) -> bool:
-    try:
-        parsed = phonenumbers.parse(candidate, region)
-    except phonenumbers.NumberParseException:
-        return False
-    return bool(phonenumbers.is_valid_number(parsed))
+    """libphonenumber's ``is_valid_number(parse(candidate, region))``."""
+    return is_valid(candidate, region)
 
 
 class PhoneRecognizer(Recognizer):
     entity = "PHONE_NUMBER"
     name = "phone"
-    patterns = (Pattern("phone", _REGEX, 0.3),)
+    patterns = (Pattern("phone", _REGEX, 0.3, ceiling=_INTERNATIONAL),)
     context = (
         "phone",
         "phones",
@@ -108,22 +107,30 @@ class PhoneRecognizer(Recognizer):
         "msisdn",
     )
 
+    def ceiling(self, candidate: str, pattern: Pattern) -> float:
+        """Unbroken national digits score at most 0.3 (they need context); ``+``, ``00``
+        and formatted numbers up to 0.7."""
+        if candidate.isdigit() and not candidate.startswith("00"):
+            return _UNBROKEN
+        return _INTERNATIONAL
+
     def validate(self, candidate: str, pattern: Pattern) -> float | None:
+        international = candidate[0] == "+"
+        if not international and _NOT_A_PHONE.fullmatch(candidate):
+            return None
         number = digits(candidate)
         n = len(number)
         if n > 15 or number == number[0] * n:
             return None
-        if candidate[0] == "+":
-            return 0.7 if n >= 8 and _valid(candidate, None) else None
-        if _NOT_A_PHONE.fullmatch(candidate):
-            return None
+        if international:
+            return _INTERNATIONAL if n >= 8 and _valid(candidate, None) else None
         if number.startswith("00"):
             # International call prefix used across Europe; GB's metadata knows it.
-            return 0.6 if n >= 10 and _valid(candidate, "GB") else None
+            return _IDD if n >= 10 and _valid(candidate, "GB") else None
         trunk_zero = number[0] == "0"
         if n > 13 or (candidate.isdigit() and not 9 <= n <= (12 if trunk_zero else 11)):
             return None
         regions = _TRUNK_ZERO_REGIONS if trunk_zero else _OTHER_REGIONS
         if not any(n in _DIGIT_COUNTS[r] and _valid(candidate, r) for r in regions):
             return None
-        return pattern.score if candidate.isdigit() else 0.55
+        return _UNBROKEN if candidate.isdigit() else _FORMATTED

@@ -18,16 +18,19 @@ class StripeKeyRecognizer(Recognizer):
             "live key",
             r"(?:sk|rk)_live_(?<![A-Za-z0-9_].{8})[A-Za-z0-9]{24,247}(?![A-Za-z0-9_])",
             0.95,
+            ceiling=0.95,
         ),
         Pattern(
             "test key",
             r"(?:sk|rk)_test_(?<![A-Za-z0-9_].{8})[A-Za-z0-9]{24,247}(?![A-Za-z0-9_])",
             0.3,
+            ceiling=0.3,
         ),
         Pattern(
             "webhook secret",
             r"whsec_(?<![A-Za-z0-9_]whsec_)[A-Za-z0-9]{32,64}(?![A-Za-z0-9_])",
             0.8,
+            ceiling=0.8,
         ),
     )
     context = ("stripe", "secret", "api key", "apikey")

@@ -60,6 +60,9 @@ class UkNhsRecognizer(Recognizer):
     # A passed check on a bare run is still a validated number, just an ambiguous one.
     validated_score: ClassVar[float] = _BARE_SCORE
 
+    def ceiling(self, candidate: str, pattern: Pattern) -> float:
+        return _BARE_SCORE if candidate.isdigit() else 1.0
+
     def validate(self, candidate: str, pattern: Pattern) -> float | None:
         number = digits(candidate)
         if len(number) != 10 or len(set(number)) == 1:

@@ -24,9 +24,9 @@ class UsSsnRecognizer(Recognizer):
     entity = "US_SSN"
     name = "us_ssn"
     patterns = (
-        Pattern("ssn_dashed", _START + r"\d{3}-\d{2}-\d{4}" + _END, 0.6),
-        Pattern("ssn_spaced", _START + r"\d{3} \d{2} \d{4}" + _END, 0.4),
-        Pattern("ssn_plain", _START + r"\d{9}" + _END, 0.15),
+        Pattern("ssn_dashed", _START + r"\d{3}-\d{2}-\d{4}" + _END, 0.6, ceiling=0.6),
+        Pattern("ssn_spaced", _START + r"\d{3} \d{2} \d{4}" + _END, 0.4, ceiling=0.4),
+        Pattern("ssn_plain", _START + r"\d{9}" + _END, 0.15, ceiling=0.15),
     )
     context = ("ssn", "ssns", "social security", "socsec")
     field_names = ("ssn", "socialsecurity", "socialsecuritynumber", "socialsecurityno", "ssnumber")

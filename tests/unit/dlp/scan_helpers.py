@@ -3,6 +3,8 @@ what it reported at the reporting threshold."""
 
 from __future__ import annotations
 
+import importlib
+
 from hub.dlp.base import Recognizer, scan_reference
 
 THRESHOLD = 0.5
@@ -42,3 +44,23 @@ def reports(
 def nothing(recognizer: Recognizer, text: str, field: str | None = None) -> bool:
     """Whether nothing at all is reported at the threshold."""
     return not list(scan_reference(recognizer, text, field=field, min_score=THRESHOLD))
+
+
+_TABLES = ("contact", "financial", "health", "identity", "national_ids", "secrets")
+
+
+def table_texts() -> list[str]:
+    """Every text of the recognizer tables (``test_recognizers_*.py``: the first item of
+    each row of their upper-case lists), for scanning them all with the engine."""
+    texts: set[str] = set()
+    for name in _TABLES:
+        module = importlib.import_module(f"tests.unit.dlp.test_recognizers_{name}")
+        for attr, value in vars(module).items():
+            if not (attr.isupper() and isinstance(value, list)):
+                continue
+            for row in value:
+                if isinstance(row, str):
+                    texts.add(row)
+                elif isinstance(row, tuple) and row and isinstance(row[0], str):
+                    texts.add(row[0])
+    return sorted(texts)

@@ -5,6 +5,7 @@ strongest finding, and declared fields reported whole."""
 from __future__ import annotations
 
 import importlib
+import random
 from collections import defaultdict
 from typing import ClassVar
 
@@ -14,6 +15,7 @@ from bench.dlp_corpus import generate
 from hub.dlp import registry
 from hub.dlp.base import Finding, Pattern, Recognizer, scan_reference
 from hub.dlp.engine import Engine, dedupe, prefilter, strip_lookarounds
+from tests.unit.dlp.scan_helpers import table_texts
 
 BACKENDS = [b for b in ("hyperscan", "re2", "re") if b == "re" or importlib.util.find_spec(b)]
 RECOGNIZERS = registry.load()
@@ -25,6 +27,57 @@ EXTRA = [  # edge cases the corpus does not hold
     ("a" * 3 + "\n" + "ssn: 078-05-1121 and 219-09-9999 and 536-22-1234", "ssn"),
     ("", None),
 ]
+_PEM_BODY = "MIIEowIBAAKCAQEA" * 6
+UNICODE = [  # the matcher scans one stand-in byte for each non-ASCII character
+    ("Kunde Müller, Tel. +49 30 1234567; é4111 1111 1111 1111é ß", None),
+    ("\u0665\u0663\u0666-\u0662\u0662-\u0661\u0662\u0663\u0664 ssn 536-22-1234", None),
+    ("SSN\u00a0536\u00a022\u00a01234 and DOB\u202f1984-03-05 ☎ +44\u00a020 7946 0958", None),
+    ("\u212aEY ID AKIAZ3MSJV4WWNKWW5FG, İP 10.0.0.1, CLİENT 10.0.0.2, PATİENT İD A1234567", None),
+    ("née le 05.03.1984 à Lyon; né le 5/3/1984; Geburtsdatum: 5. März 1984", None),
+    ("Número de identificación fiscal 12345678Z; NIE X1234567L", None),
+    (
+        "-----BEGIN RSA PRIVATE KEY-----\n"
+        + _PEM_BODY
+        + "\u00a0\n"
+        + _PEM_BODY
+        + "\n-----END RSA PRIVATE KEY-----",
+        None,
+    ),
+]
+
+
+def _fuzz_texts(count: int, seed: int) -> list[str]:
+    """Texts dense in what the patterns look for: digit groups with every separator,
+    context words in any case, addresses, non-ASCII letters, glued and split tokens."""
+    rng = random.Random(seed)
+    words = [
+        "ssn", "SSN", "phone", "Tel", "call", "account", "IBAN", "routing", "dob", "born",
+        "passport", "MRN", "chart", "license", "DL", "bsn", "nhs", "card", "ip", "client",
+        "Müller", "né", "über", "x", "the", "order", "#", "ext", "text",
+    ]  # fmt: skip
+    seps = [" ", "-", ".", "/", " (", ") ", ":", ",", "", "\n", "\u00a0", "+"]
+
+    def token() -> str:
+        roll = rng.random()
+        if roll < 0.45:
+            return "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 12)))
+        if roll < 0.75:
+            return rng.choice(words)
+        if roll < 0.85:
+            return f"{rng.choice(words).lower()}.{rng.randint(1, 99)}@example.com"
+        if roll < 0.9:
+            return rng.choice(
+                ("DE89 3704 0044 0532 0130 00", "4111 1111 1111 1111", "+1 415 555 2671")
+            )
+        return "".join(rng.choice("ABCDEFGHJKXZ0123456789") for _ in range(rng.randint(4, 10)))
+
+    return [
+        "".join(token() + rng.choice(seps) for _ in range(rng.randint(3, 40))) for _ in range(count)
+    ]
+
+
+FUZZ = [(text, None) for text in _fuzz_texts(250, seed=5)]
+TABLE = [(text, None) for text in table_texts()]
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -58,6 +111,27 @@ def test_scan_text_all_equals_reference_per_recognizer(engine: Engine) -> None:
         assert grouped(engine.scan_text_all(text, field=field)) == reference(text, field), text
 
 
+@pytest.mark.parametrize("texts", [UNICODE, TABLE, FUZZ], ids=["unicode", "tables", "fuzz"])
+def test_engine_equals_reference_on_hard_texts(
+    engine: Engine, texts: list[tuple[str, None]]
+) -> None:
+    """Non-ASCII text (stand-ins, Unicode digits and spaces, odd case forms of context
+    words), every recognizer table's texts, and random texts packed with digit groups."""
+    for text, field in texts:
+        assert grouped(engine.scan_text_all(text, field=field)) == reference(text, field), text
+    batch = engine.scan_texts_all([t for t, _ in texts], [f for _, f in texts], min_score=0.5)
+    for (text, field), found in zip(texts, batch, strict=True):
+        expected = {
+            r.name: list(scan_reference(r, text, field=field, min_score=0.5)) for r in RECOGNIZERS
+        }
+        assert grouped(found) == expected, text
+
+
+def test_hard_texts_are_not_trivial() -> None:
+    found = sum(len(v) for text, field in UNICODE + FUZZ for v in reference(text, field).values())
+    assert found > 300
+
+
 def test_min_score_applies_like_reference(engine: Engine) -> None:
     for text, field in TEXTS[:200]:
         expected = {
@@ -73,6 +147,14 @@ def test_batch_equals_one_by_one(engine: Engine) -> None:
     assert batch == [engine.scan_text_all(t, field=f) for t, f in zip(texts, fields, strict=True)]
     assert engine.scan_texts(texts, fields) == [dedupe(b) for b in batch]
     assert sum(map(len, batch)) > 200
+
+
+def test_scan_records_equals_one_record_at_a_time(engine: Engine) -> None:
+    records = [r.fields for r in CORPUS.records[:120]]
+    declared = {"email": "EMAIL_ADDRESS"}
+    batch = engine.scan_records(records, declared=declared, min_score=0.5)
+    assert batch == [engine.scan_record(r, declared=declared, min_score=0.5) for r in records]
+    assert sum(map(len, batch)) > 50
 
 
 def test_batch_needs_matching_fields(engine: Engine) -> None:
@@ -184,9 +266,28 @@ def test_windows_match_finditer_on_crafted_text(backend: str) -> None:
         "xab xa.1 yxab x" + "a" * 45 + " xyz9.5 xq",
         "xx" * 30,
         "x12 " * 50,
+        "xa1" + " " * 200 + "xb2" + "." * 39 + "xc3" + " " * 41 + "xd4",  # far apart and near
     ]
     for text in texts:
         assert engine.scan_text_all(text) == list(scan_reference(_Wide(), text))
+
+
+class _Overlapping(Recognizer):
+    """Matches that overlap one another: finditer reports only the first of each chain,
+    so windows must not start a fresh search inside an earlier window's match."""
+
+    entity = "TEST"
+    name = "overlapping"
+    patterns: ClassVar[tuple[Pattern, ...]] = (Pattern("ab", r"a[ab]{3,30}b", 0.5),)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_windows_keep_finditer_order_when_matches_overlap(backend: str) -> None:
+    engine = Engine([_Overlapping()], backend=backend)  # type: ignore[arg-type]
+    rng = random.Random(3)
+    texts = ["".join(rng.choice("ab ") for _ in range(rng.randint(5, 300))) for _ in range(300)]
+    for text in texts:
+        assert engine.scan_text_all(text) == list(scan_reference(_Overlapping(), text)), text
 
 
 def test_prefilter_widens_and_strips() -> None:
@@ -194,3 +295,54 @@ def test_prefilter_widens_and_strips() -> None:
     assert strip_lookarounds(regex) == "a{2,40}c{1,3}"
     assert prefilter(regex) == "a{2,}c{1,3}"
     assert strip_lookarounds("(?=ab)c", keep_lookahead=True) == "(?:ab)c"
+
+
+class _Context(Recognizer):
+    entity = "TEST"
+    name = "context"
+    patterns: ClassVar[tuple[Pattern, ...]] = (Pattern("digits", r"(?<!\d)\d{6}(?!\d)", 0.3),)
+    context: ClassVar[tuple[str, ...]] = ("tin", "ssn", "tax id")
+    context_required: ClassVar[bool] = True
+
+
+@pytest.mark.parametrize(
+    ("text", "word"),
+    [
+        ("tin 123456", "tin"),
+        ("Tax ID: 123456", "tax id"),
+        ("SSN\u00a0123456", "ssn"),
+        ("123456 ssn", "ssn"),
+        ("sa" + "tin" + " " * 45 + "123456", None),  # the window starts inside "satin"
+        ("x" * 3 + "tin" + " " * 45 + "123456", None),  # ... inside "xxxtin"
+        (" tin" + " " * 45 + "123456", "tin"),  # the word itself starts the window
+        ("123456ssn", None),  # glued to the value: another word
+        ("123456 satin", None),
+    ],
+)
+def test_context_words_are_whole_words(text: str, word: str | None) -> None:
+    start = text.index("123456")
+    assert _Context.context_in(text, start, start + 6) == word
+    for backend in BACKENDS:
+        engine = Engine([_Context()], backend=backend)  # type: ignore[arg-type]
+        assert engine.scan_text_all(text) == list(scan_reference(_Context(), text))
+
+
+class _Untranslatable(Recognizer):
+    """Patterns the hyperscan translation does not take (a negated class, a Unicode word
+    class inside the match): the engine still finds what the reference finds."""
+
+    entity = "TEST"
+    name = "untranslatable"
+    patterns: ClassVar[tuple[Pattern, ...]] = (
+        Pattern("negated", r"#[^\s#]{3,8}#", 0.5),
+        Pattern("word", r"(?<!\w)\w{2}\d{3}(?!\w)", 0.5),
+    )
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_patterns_the_matcher_cannot_run_are_searched_everywhere(backend: str) -> None:
+    engine = Engine([_Untranslatable()], backend=backend)  # type: ignore[arg-type]
+    texts = ["a #tag# b #çé√# c", "ab123 éz456 x", "", "nothing", "#a# ##", "Ωλ789 done"]
+    found = engine.scan_texts_all(texts)
+    assert found == [list(scan_reference(_Untranslatable(), t)) for t in texts]
+    assert sum(map(len, found)) >= 4

@@ -1,0 +1,256 @@
+"""libphonenumber's verdict — ``is_valid_number(parse(candidate, region))`` — for the
+candidates the phone recognizer's pattern finds, at a fraction of the cost.
+
+``phonenumbers.parse`` spends most of its ~15 µs on work that is only needed for free-form
+input (finding the number in the string, extensions, RFC 3966, letters, Unicode digits);
+``is_valid_number`` then runs the region's number-type patterns one by one through a
+compile cache, twice for countries that share a calling code. A candidate of the phone
+pattern is ASCII digits, at most one leading ``+`` or ``(`` and the separators
+``( ) . -`` and space: for such a string ``parse`` depends only on its digits and on
+whether it starts with ``+``. `is_valid` replays ``parse`` on those two facts — the same
+steps in the same order, calling phonenumbers' own digit-level helpers for the national
+prefix, the international (IDD) prefix, country codes and length tests — and checks
+validity with each region's type patterns joined into one precompiled expression per
+number length. Anything else (other characters, non-ASCII digits) goes to phonenumbers
+itself. ``tests/unit/dlp/test_phone_validity.py`` checks the two agree on every
+candidate of the recognizer tests and of the corpus and on random ones.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from typing import Any
+
+import phonenumbers
+from phonenumbers import phonenumberutil as pu
+
+_SIMPLE = re.compile(r"[+(]?[0-9](?:[0-9() .\-]*[0-9])?")
+_MIN_NSN = pu._MIN_LENGTH_FOR_NSN
+_MAX_NSN = pu._MAX_LENGTH_FOR_NSN
+_NOT_STRIPPED = (
+    pu.ValidationResult.TOO_SHORT,
+    pu.ValidationResult.IS_POSSIBLE_LOCAL_ONLY,
+    pu.ValidationResult.INVALID_LENGTH,
+)
+_TYPES = (
+    "premium_rate",
+    "toll_free",
+    "shared_cost",
+    "voip",
+    "personal_number",
+    "pager",
+    "uan",
+    "voicemail",
+    "fixed_line",
+)
+
+
+class _Invalid(Exception):
+    """parse() would raise NumberParseException."""
+
+
+def is_valid(candidate: str, region: str | None) -> bool:
+    """``phonenumbers.is_valid_number(phonenumbers.parse(candidate, region))``, False when
+    parse raises."""
+    if not (candidate.isascii() and _SIMPLE.fullmatch(candidate)):
+        return _library(candidate, region)
+    digits = candidate.translate(_DROP_PUNCTUATION)
+    if len(digits) < 3:  # pragma: no cover - the phone pattern finds 7 digits or more
+        return _library(candidate, region)
+    try:
+        parsed = _parse(digits, candidate[0] == "+", region)
+    except _Invalid:
+        return False
+    return _valid_number(*parsed)
+
+
+def _library(candidate: str, region: str | None) -> bool:
+    try:
+        number = phonenumbers.parse(candidate, region)
+    except phonenumbers.NumberParseException:
+        return False
+    return bool(phonenumbers.is_valid_number(number))
+
+
+_DROP_PUNCTUATION = str.maketrans("", "", "+() .-")
+
+
+# -- parse ---------------------------------------------------------------------------------
+def _parse(digits: str, plus: bool, region: str | None) -> tuple[int, str]:
+    """(country code, national significant number) as ``parse`` finds them."""
+    if region not in pu.SUPPORTED_REGIONS and not plus:
+        raise _Invalid  # missing or invalid default region
+    metadata = (
+        None
+        if region is None
+        else phonenumbers.PhoneMetadata.metadata_for_region(region.upper(), None)
+    )
+    try:
+        code, national = _extract_country_code(digits, plus, metadata)
+    except _InvalidCountryCode:
+        if not plus:
+            raise _Invalid from None
+        code, national = _extract_country_code(digits, False, metadata)
+        if code == 0:
+            raise _Invalid from None
+    if code != 0:
+        number_region = pu.region_code_for_country_code(code)
+        if number_region != region:
+            metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(
+                code, number_region
+            )
+    else:
+        national += digits
+        if metadata is not None:
+            code = int(metadata.country_code or 0)
+    if len(national) < _MIN_NSN:
+        raise _Invalid
+    if metadata is not None and _has_national_prefix(national, metadata):
+        _, potential, _ = pu._maybe_strip_national_prefix_carrier_code(national, metadata)
+        if pu._test_number_length(potential, metadata) not in _NOT_STRIPPED:
+            national = potential
+    if len(national) > _MAX_NSN:
+        raise _Invalid
+    return code, national
+
+
+class _InvalidCountryCode(_Invalid):
+    pass
+
+
+def _has_national_prefix(number: str, metadata: Any) -> bool:
+    """Whether ``_maybe_strip_national_prefix_carrier_code`` may strip anything: it does
+    nothing when the region's national prefix pattern does not match (nor then does
+    parse's length test change the number)."""
+    prefix = metadata.national_prefix_for_parsing
+    return bool(number and prefix) and _compiled(prefix).match(number) is not None
+
+
+def _extract_country_code(digits: str, plus: bool, metadata: Any) -> tuple[int, str]:
+    """``_maybe_extract_country_code`` on an input that is `digits`, after a ``+`` when
+    `plus`."""
+    full = digits
+    international = plus
+    if not plus and metadata is not None and metadata.international_prefix is not None:
+        idd = _compiled(metadata.international_prefix)
+        if idd.match(digits):
+            international, full = pu._parse_prefix_as_idd(idd, digits)
+    if international:
+        if len(full) <= _MIN_NSN:
+            raise _Invalid  # too short after the IDD
+        code, rest = pu._extract_country_code(full)
+        if code != 0:
+            return code, rest
+        raise _InvalidCountryCode
+    if metadata is not None:
+        own = str(metadata.country_code)
+        if full.startswith(own):
+            general = metadata.general_desc
+            _, potential, _ = pu._maybe_strip_national_prefix_carrier_code(
+                full[len(own) :], metadata
+            )
+            if (
+                not pu._match_national_number(full, general, False)
+                and pu._match_national_number(potential, general, False)
+            ) or pu._test_number_length(full, metadata) == pu.ValidationResult.TOO_LONG:
+                return metadata.country_code, potential
+    return 0, ""
+
+
+# -- is_valid_number -------------------------------------------------------------------------
+def _valid_number(code: int, national: str) -> bool:
+    """``is_valid_number`` of a parsed number: the region it belongs to (the first of the
+    calling code's regions whose leading digits match, or that holds it valid), then
+    validity there."""
+    lengths, plans = _calling_code(code)
+    if lengths is not None and len(national) not in lengths:
+        return False  # no region of this calling code takes numbers this long
+    if len(plans) == 1:
+        return plans[0].valid(national)
+    for plan in plans:
+        if plan.leading is not None:
+            if plan.leading.match(national):
+                return plan.valid(national)
+        elif plan.valid(national):
+            return True
+    return False
+
+
+@cache
+def _calling_code(code: int) -> tuple[frozenset[int] | None, tuple[_Plan, ...]]:
+    """The plans of a calling code's regions in libphonenumber's order, and the lengths
+    any of them accepts (None: not known)."""
+    regions = pu.COUNTRY_CODE_TO_REGION_CODE.get(code, ())
+    if len(regions) == 1:
+        metadata = [
+            phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(code, regions[0])
+        ]
+    else:
+        metadata = [
+            phonenumbers.PhoneMetadata.metadata_for_region(r.upper(), None) for r in regions
+        ]
+    plans = tuple(_Plan(m) for m in metadata if m is not None)
+    lengths: set[int] = set()
+    for plan in plans:
+        general = plan.metadata.general_desc
+        if general is None:
+            continue
+        if not general.possible_length:
+            return None, plans  # some region takes any length
+        lengths.update(general.possible_length)
+    return frozenset(lengths), plans
+
+
+class _Plan:
+    """One region's validity test: its general description, then any number type (the
+    type patterns a number of a given length can match, joined into one expression)."""
+
+    def __init__(self, metadata: Any) -> None:
+        self.metadata = metadata
+        leading = metadata.leading_digits
+        self.leading = None if leading is None else _compiled(leading)
+        self.by_length: dict[int, re.Pattern[str] | None] = {}
+
+    def valid(self, national: str) -> bool:
+        if not _matches(national, self.metadata.general_desc):
+            return False
+        size = len(national)
+        combined = self.by_length.get(size, _UNSET)
+        if combined is _UNSET:
+            combined = self.by_length[size] = self._combined(size)
+        return combined is not None and combined.fullmatch(national) is not None
+
+    def _combined(self, size: int) -> re.Pattern[str] | None:
+        m = self.metadata
+        descs = [getattr(m, name) for name in _TYPES]
+        if not m.same_mobile_and_fixed_line_pattern:
+            descs.append(m.mobile)
+        patterns = [
+            d.national_number_pattern
+            for d in descs
+            if d is not None
+            and d.national_number_pattern
+            and (not d.possible_length or size in d.possible_length)
+        ]
+        if not patterns:
+            return None
+        return re.compile("|".join(f"(?:{p})" for p in patterns))
+
+
+_UNSET: Any = object()
+
+
+def _matches(national: str, desc: Any) -> bool:
+    """``_is_number_matching_desc``."""
+    if desc is None:
+        return False
+    if desc.possible_length and len(national) not in desc.possible_length:
+        return False
+    pattern = desc.national_number_pattern
+    return bool(pattern) and _compiled(pattern).fullmatch(national) is not None
+
+
+@cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)

@@ -1,0 +1,137 @@
+"""The DLP stage with the real policy file and engine: values protected as the policy says,
+declared fields taken whole, incidents without the values, blocked records, metrics — and
+the batch call gives what one call per record gives."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import REGISTRY
+
+from hub.dlp import registry
+from hub.dlp.engine import Engine
+from hub.dlp.operators import keyring_from_master
+from hub.dlp.policy import PolicyResolver, load_dlp_policy
+from hub.dlp.stage import DlpStage, Protected, declared_pii
+
+ROOT = Path(__file__).resolve().parents[3]
+NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+CARD = "4539 1488 0343 6467"
+SSN = "536-22-1234"
+AWS = "AKIA" + "Q3EGVFXPLRT2MWZN"
+
+
+def lead(i: int, notes: str | None) -> dict[str, Any]:
+    return {
+        "lead_id": f"US-{i:06d}",
+        "first_name": "Ann",
+        "last_name": "Lee",
+        "email": f"ann.lee{i}@example.com",
+        "phone_e164": "+14155550123",
+        "phone_display": "(415) 555-0123",
+        "company": "Acme",
+        "job_title": "Key Account Manager",
+        "country": "US",
+        "lead_source": "Web",
+        "lead_status": "new",
+        "created_on": 19000,
+        "owner": "sam",
+        "notes": notes,
+    }
+
+
+RECORDS = [
+    lead(1, f"Paid the deposit by card {CARD}"),
+    lead(2, f"W-9 pending, SSN {SSN} on file"),
+    lead(3, f"Shared key {AWS} by mistake"),
+    lead(4, None),
+    lead(5, "Call back on Monday"),
+    lead(6, f"card {CARD} and ssn {SSN}"),
+]
+
+
+@pytest.fixture(scope="module")
+def stage() -> DlpStage:
+    policy = load_dlp_policy(ROOT / "policies" / "dlp.yaml")
+    return DlpStage(
+        Engine(registry.load()),
+        PolicyResolver(policy),
+        keyring_from_master(b"k" * 32),
+        department="sales",
+        topic="crm.raw.sales.leads.v1",
+        declared=declared_pii(ROOT / "schemas" / "sales" / "Lead.avsc"),
+    )
+
+
+def count(entity: str, operator: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "hub_dlp_findings_total",
+        {"department": "sales", "entity": entity, "operator": operator},
+    )
+    return value or 0.0
+
+
+def test_values_are_protected_as_the_policy_says(stage: DlpStage) -> None:
+    card, ssn, aws, empty, clean, both = (
+        stage.protect(r, event_id=f"e{i}", now=NOW) for i, r in enumerate(RECORDS)
+    )
+    assert card.record is not None
+    assert card.record["notes"] == "Paid the deposit by card [REDACTED:CREDIT_CARD]"
+    assert ssn.record is not None
+    assert SSN not in ssn.record["notes"]
+    assert ssn.record["notes"].startswith("W-9 pending, SSN tok_us_ssn_")
+    assert aws.record is None
+    assert aws.blocked == [("entity.AWS_ACCESS_KEY", "notes", "AWS_ACCESS_KEY")]
+    assert both.record is not None
+    assert CARD not in both.record["notes"]
+    assert SSN not in both.record["notes"]
+    # the lead's own contact details are declared and kept (policy exceptions)
+    for result, record in zip(
+        (card, ssn, empty, clean, both), RECORDS[:2] + RECORDS[3:], strict=True
+    ):
+        assert result.record is not None
+        assert result.record["email"] == record["email"]
+        assert result.record["phone_display"] == "(415) 555-0123"
+    assert empty.findings == clean.findings == 5  # first/last name, email, two phones
+    assert empty.incidents == clean.incidents == []
+    assert card.findings == 6
+
+
+def test_incidents_carry_no_value(stage: DlpStage) -> None:
+    results = [stage.protect(r, event_id=f"e{i}", now=NOW) for i, r in enumerate(RECORDS)]
+    incidents = [inc for r in results for inc in r.incidents]
+    assert {inc["entity"] for inc in incidents} == {"CREDIT_CARD", "US_SSN", "AWS_ACCESS_KEY"}
+    for inc in incidents:
+        text = repr(inc)
+        for value in (CARD, SSN, AWS, CARD.replace(" ", "")):
+            assert value not in text
+        assert inc["field"] == "notes"
+        assert len(inc["value_fingerprint"]) == 32
+
+
+def test_batch_gives_what_one_call_per_record_gives(stage: DlpStage) -> None:
+    ids = [f"e{i}" for i in range(len(RECORDS))]
+    times = [NOW + timedelta(seconds=i) for i in range(len(RECORDS))]
+    one_by_one = [
+        stage.protect(r, event_id=i, now=t) for r, i, t in zip(RECORDS, ids, times, strict=True)
+    ]
+    before = count("CREDIT_CARD", "redact"), count("PERSON", "keep")
+    batch = stage.protect_many(RECORDS, event_ids=ids, times=times)
+    assert batch == one_by_one
+    assert [inc["detected_at"] for p in batch for inc in p.incidents] == [
+        times[0],
+        times[1],
+        times[2],
+        times[5],
+        times[5],
+    ]
+    assert count("CREDIT_CARD", "redact") == before[0] + 2
+    assert count("PERSON", "keep") == before[1] + 2 * len(RECORDS)
+
+
+def test_nothing_to_scan(stage: DlpStage) -> None:
+    result = stage.protect({"lead_id": "x", "created_on": 3, "notes": None}, event_id="e", now=NOW)
+    assert result == Protected({"lead_id": "x", "created_on": 3, "notes": None}, findings=0)
