@@ -1,7 +1,8 @@
 """Connector plugins: classes found through the ``crm_hub.connectors`` entry point group.
 
-A plugin class has a frozen pydantic ``Config`` and a ``from_config(config)`` constructor
-that returns a ``hub.connect.SourceConnector``. A Connect-style config (a flat map of
+A plugin class has a frozen pydantic ``Config`` and is built with a checked config
+(``cls(config)``, or a ``from_config(config)`` classmethod when it needs more) into a
+``hub.sdk.streams.SourceConnector``. A Connect-style config (a flat map of
 strings) names the plugin in ``connector.class`` (the entry point name ``spreadsheet``,
 the dotted path ``connectors.spreadsheet.connector.SpreadsheetConnector`` or the class
 name) and carries the plugin's fields as keys, dotted (``drop.dir``) or as written in the
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
@@ -59,12 +60,6 @@ FRAMEWORK_PREFIXES = (
     "producer.override.",
     "admin.override.",
 )
-
-
-class ConnectorClass(Protocol):
-    Config: type[BaseModel]
-
-    def from_config(self, config: Any) -> SourceConnector: ...
 
 
 @dataclass(frozen=True)

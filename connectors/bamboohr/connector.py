@@ -143,11 +143,6 @@ class BambooHRConnector(SourceConnectorBase):
     Config = BambooHRConfig
     version = "0.1.0"
 
-    @classmethod
-    def from_config(cls, config: BambooHRConfig) -> BambooHRConnector:
-        """Build from a checked config; ConfigError if the policy is wrong."""
-        return cls(config)
-
     def __init__(self, config: BambooHRConfig, *, schemas_dir: Path = SCHEMAS_DIR) -> None:
         self.config = config
         self.name = config.name

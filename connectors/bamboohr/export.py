@@ -124,10 +124,6 @@ class HrisExportConnector(SourceConnectorBase):
     Config = HrisExportConfig
     version = "0.1.0"
 
-    @classmethod
-    def from_config(cls, config: HrisExportConfig) -> HrisExportConnector:
-        return cls(config)
-
     def __init__(self, config: HrisExportConfig, *, schemas_dir: Path = SCHEMAS_DIR) -> None:
         self.config = config
         self.name = config.name

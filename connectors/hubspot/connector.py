@@ -185,10 +185,6 @@ class HubSpotConnector(SourceConnectorBase):
     version = "0.1.0"
 
     @classmethod
-    def from_config(cls, config: HubSpotConfig) -> HubSpotConnector:
-        return cls(config)
-
-    @classmethod
     def webhooks(cls, config: HubSpotConfig) -> WebhookSpec | None:
         """Contact events pushed by HubSpot's Webhooks API (see ``webhooks``); None
         without ``webhook.secret``."""

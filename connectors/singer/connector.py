@@ -194,10 +194,6 @@ class SingerConnector(SourceConnectorBase):
     Config = SingerConfig
     version = "0.1.0"
 
-    @classmethod
-    def from_config(cls, config: SingerConfig) -> SingerConnector:
-        return cls(config)
-
     def __init__(self, config: SingerConfig) -> None:
         self.config = config
         self.name = config.name

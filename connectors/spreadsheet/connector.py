@@ -85,11 +85,6 @@ class SpreadsheetConnector(SourceConnectorBase):
     Config = SpreadsheetConfig
     version = "0.2.0"
 
-    @classmethod
-    def from_config(cls, config: SpreadsheetConfig) -> SpreadsheetConnector:
-        """Build from a checked config (ConfigError if the mapping cannot be loaded)."""
-        return cls(config)
-
     def __init__(self, config: SpreadsheetConfig) -> None:
         self.config = config
         self.name = config.name

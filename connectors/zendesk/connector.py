@@ -104,11 +104,6 @@ class ZendeskConnector(SourceConnectorBase):
     version = "0.1.0"
 
     @classmethod
-    def from_config(cls, config: ZendeskConfig) -> ZendeskConnector:
-        """Build from a checked config (ConfigError if the case-status policy is wrong)."""
-        return cls(config)
-
-    @classmethod
     def webhooks(cls, config: ZendeskConfig) -> WebhookSpec | None:
         """Ticket events pushed by a Zendesk webhook (see ``webhooks``); None without
         ``webhook.secret``."""
