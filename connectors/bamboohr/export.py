@@ -21,7 +21,7 @@ import collections
 import logging
 import time
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -33,8 +33,9 @@ from connectors.bamboohr.policy import DEFAULT_POLICY, Minimiser, load_minimisat
 from connectors.bamboohr.records import EMPLOYEE_EVENT_TYPE, SCHEMAS_DIR, schema_fields, shape
 from connectors.spreadsheet.connector import SUFFIXES, offsets_done
 from connectors.spreadsheet.mapping import normalize_date, normalize_header
-from connectors.spreadsheet.reader import BadRow, SheetRow, fingerprint, read_sheet
-from hub.errors import ConfigError, SkippableError
+from connectors.spreadsheet.reader import SheetRow, fingerprint
+from connectors.spreadsheet.sheet_source import sheet_records
+from hub.errors import ConfigError
 from hub.policies import read_policy_yaml  # the strict YAML reader policy files share
 from hub.quarantine import QuarantineReason, json_payload
 from hub.sdk.streams import (
@@ -177,41 +178,18 @@ class HrisExportConnector(SourceConnectorBase):
 
     def fetch(self, part: SourcePartition) -> Iterator[SourceRecord]:
         name = str(part.partition["file"])
-        path = self.config.drop_dir / name
-        cursor = part.cursor or {}
-        version = str(cursor.get("version") or fingerprint(path))
-        start_after = int(cursor.get("position", 0))
-        modified = datetime.fromtimestamp(path.stat().st_mtime, UTC)
         columns: dict[tuple[str, ...], dict[str, str]] = {}
         before = self.minimiser.dropped.copy()
         try:
-            for item in read_sheet(path, start_after_row=start_after):
-                at = {"version": version, "position": item.row}
-                rid = f"{name}@{version[:16]}:{item.row}"
-                if isinstance(item, BadRow):
-                    cells = self._allowed_cells(item.cells or {}, columns)
-                    yield SourceRecord(
-                        record_id=rid,
-                        cursor=at,
-                        position=item.row,
-                        reasons=(QuarantineReason(item.rule_id, None, item.message),),
-                        raw=json_payload(cells),
-                        source_file=name,
-                        event_time=modified,
-                        error_class="SkippableError",
-                    )
-                    continue
-                yield self._record(item, rid, at, name, modified, columns)
-        except (ConfigError, SkippableError) as exc:
-            log.error("connector %s: %s refused: %s", self.name, name, exc.message)
-            yield SourceRecord(
-                record_id=f"{name}@{version[:16]}:file",
-                cursor={"version": version, "position": start_after + 1},
-                position=start_after + 1,
-                reasons=(QuarantineReason("file.unreadable", None, f"{name}: {exc.message}"),),
-                source_file=name,
-                event_time=modified,
-                error_class=type(exc).__name__,
+            yield from sheet_records(
+                self.config.drop_dir / name,
+                name,
+                part.cursor,
+                connector=self.name,
+                row_record=lambda item, rid, at, file, modified: self._record(
+                    item, rid, at, file, modified, columns
+                ),
+                bad_cells=lambda bad: self._allowed_cells(bad.cells or {}, columns),
             )
         finally:
             self._report_dropped(name, self.minimiser.dropped - before)

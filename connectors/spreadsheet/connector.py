@@ -16,16 +16,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from connectors.spreadsheet.mapping import HeaderMap, LeadMapping
-from connectors.spreadsheet.reader import BadRow, SheetRow, fingerprint, read_sheet
+from connectors.spreadsheet.reader import SheetRow, fingerprint
+from connectors.spreadsheet.sheet_source import sheet_records
 from hub import topics
-from hub.errors import ConfigError, SkippableError
-from hub.quarantine import QuarantineReason, json_payload
+from hub.errors import ConfigError
 from hub.sdk.streams import (
     OffsetReader,
     SourceConnectorBase,
@@ -164,48 +165,22 @@ class SpreadsheetConnector(SourceConnectorBase):
 
     def fetch(self, part: SourcePartition) -> Iterator[SourceRecord]:
         name = str(part.partition["file"])
-        path = self._path_of(name)
-        cursor = part.cursor or {}
-        version = str(cursor.get("version") or fingerprint(path))
-        start_after = int(cursor.get("position", 0))
         header_maps: dict[tuple[str, ...], HeaderMap] = {}
-        modified = datetime.fromtimestamp(path.stat().st_mtime, UTC)
-        try:
-            for item in read_sheet(path, start_after_row=start_after):
-                rid = f"{name}@{version[:16]}:{item.row}"
-                at = {"version": version, "position": item.row}
-                if isinstance(item, BadRow):
-                    yield SourceRecord(
-                        record_id=rid,
-                        cursor=at,
-                        position=item.row,
-                        reasons=(QuarantineReason(item.rule_id, None, item.message),),
-                        raw=json_payload(item.cells),
-                        source_file=name,
-                        event_time=modified,
-                        error_class="SkippableError",
-                    )
-                    continue
-                yield self._record(item, rid, at, name, modified, header_maps)
-        except (ConfigError, SkippableError) as exc:
-            # The whole file cannot be read (missing required column, corrupt file): one
-            # quarantine record for the file, and the connector goes on with the others.
-            log.error("connector %s: %s refused: %s", self.name, name, exc.message)
-            yield SourceRecord(
-                record_id=f"{name}@{version[:16]}:file",
-                cursor={"version": version, "position": start_after + 1},
-                position=start_after + 1,
-                reasons=(QuarantineReason("file.unreadable", None, exc.message),),
-                source_file=name,
-                event_time=modified,
-                error_class=type(exc).__name__,
-            )
+        yield from sheet_records(
+            self._path_of(name),
+            name,
+            part.cursor,
+            connector=self.name,
+            row_record=lambda item, rid, at, file, modified: self._record(
+                item, rid, at, file, modified, header_maps
+            ),
+        )
 
     def _record(
         self,
         item: SheetRow,
         rid: str,
-        at: dict[str, object],
+        at: dict[str, Any],
         name: str,
         modified: datetime,
         header_maps: dict[tuple[str, ...], HeaderMap],
