@@ -92,3 +92,10 @@ def validation_chain(
             backend = getattr(getattr(stage, "engine", None), "backend", dlp_backend)
             description = f"ValidationStage + DLP ({backend})"
     return v.ValidationStage(registry_client(registry_url), **kw), description
+
+
+def build_validation_chain(settings: Settings, registry_url: str, **kw: Any) -> Any:
+    """``validation_chain``'s stage alone: the factory of the recipe that builds the chain in
+    the processor's worker process (a module-level function, so it can be pickled)."""
+    stage, _ = validation_chain(settings, registry_url, **kw)
+    return stage

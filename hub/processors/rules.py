@@ -8,8 +8,10 @@ Reasons carry the rule id and the field, and never the value.
 
 Speed: phonenumbers and email-validator cost tens of microseconds a call. The common shapes
 take exact shortcuts that give the library's own answer (checked by the unit tests against
-the full call): a plain NANP number skips ``phonenumbers.parse``, and a plain ASCII address
-validates its domain once per distinct domain (cached) instead of once per record.
+the full call): phone numbers go through ``hub.processors.phones`` (answers cached, region
+metadata compiled once, a plain NANP number without ``phonenumbers.parse``), and a plain
+ASCII address validates its domain once per distinct domain (cached) instead of once per
+record.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
-from phonenumbers import NumberParseException, PhoneNumber, PhoneNumberFormat, geocoder
+from phonenumbers import geocoder
 
 from hub.errors import ConfigError
 from hub.policies import (
@@ -39,6 +41,7 @@ from hub.policies import (
     Rule,
     ValidationPolicy,
 )
+from hub.processors.phones import PHONE_REGIONS, normalise_phone
 
 __all__ = [
     "ISO_ALPHA2",
@@ -202,7 +205,7 @@ def _phone(rule: PhoneRule) -> Check:
             country = values.get(country_field)
             if isinstance(country, str):
                 resolved = resolve_country(country)
-                if resolved is not None and resolved in _PHONE_REGIONS:
+                if resolved is not None and resolved in PHONE_REGIONS:
                     region = resolved
         ok, e164, display = normalise_phone(str(value), region)
         if not ok:
@@ -364,56 +367,6 @@ def normalise_email(text: str, *, allow_smtputf8: bool = True) -> tuple[bool, st
     if len(normalized.encode()) > _EMAIL_MAX_LENGTH:  # a punycode domain can grow in UTF-8
         return _full_email(text, allow_smtputf8)  # let the library word the length problem
     return True, normalized
-
-
-# -- phone numbers --------------------------------------------------------------------------
-
-_PHONE_REGIONS = frozenset(phonenumbers.SUPPORTED_REGIONS)
-_NANP_REGIONS = frozenset(phonenumbers.region_codes_for_country_code(1))
-# The common shape of a North American number: optional +1 or trunk 1, then NPA-NXX-XXXX
-# (both starting 2-9) with optional brackets around the area code and one separator between
-# groups. Anything else goes through phonenumbers.parse.
-_PLAIN_NANP = re.compile(
-    r"(?:(?:(\+1)|(1))[ .-]?)?(?:\(([2-9]\d\d)\)|([2-9]\d\d))[ .-]?([2-9]\d\d)[ .-]?(\d{4})"
-)
-_UNPARSEABLE = "could not be read as a phone number"
-
-
-def _nanp_display(national: str) -> str:
-    return f"+1-{national[:3]}-{national[3:6]}-{national[6:]}"
-
-
-def normalise_phone(text: str, region: str) -> tuple[bool, str, str]:
-    """``(True, E.164, display)`` or ``(False, a description of the problem, "")``.
-
-    ``region`` is the default region for numbers without a ``+`` country code. The display
-    form is +1-XXX-XXX-XXXX for NANP numbers, phonenumbers' INTERNATIONAL format otherwise.
-    """
-    match = _PLAIN_NANP.fullmatch(text)
-    if match is not None and (match[1] or region in _NANP_REGIONS):
-        national = (match[3] or match[4]) + match[5] + match[6]
-        number = PhoneNumber(country_code=1, national_number=int(national))
-        hint = region if region in _NANP_REGIONS else "US"
-        if phonenumbers.is_valid_number_for_region(number, hint) or phonenumbers.is_valid_number(
-            number
-        ):
-            return True, "+1" + national, _nanp_display(national)
-        return False, f"is not a valid number for region {hint}", ""
-    try:
-        number = phonenumbers.parse(text, region)
-    except NumberParseException:
-        return False, _UNPARSEABLE, ""
-    if not phonenumbers.is_valid_number(number):
-        country_code = number.country_code or 0
-        if phonenumbers.country_code_for_region(region) != country_code:
-            region = phonenumbers.region_code_for_country_code(country_code)
-        if region == phonenumbers.UNKNOWN_REGION:
-            return False, "has an unknown country code", ""
-        return False, f"is not a valid number for region {region}", ""
-    e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)
-    if number.country_code == 1:
-        return True, e164, _nanp_display(e164[2:])
-    return True, e164, phonenumbers.format_number(number, PhoneNumberFormat.INTERNATIONAL)
 
 
 # -- countries ------------------------------------------------------------------------------

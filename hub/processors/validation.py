@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from prometheus_client import Counter
@@ -25,6 +25,7 @@ from hub.dlp.operators import KeyRing, seal
 from hub.dlp.stage import DlpStage
 from hub.errors import SchemaError
 from hub.events import H_POLICY_VERSION, EventMeta, Headers
+from hub.processors.envelope import Envelope, EnvelopeReader
 from hub.quarantine import (
     STAGE_DECODE,
     STAGE_VALIDATION,
@@ -33,6 +34,9 @@ from hub.quarantine import (
     quarantine_record,
 )
 from hub.serde import AvroCodec, load_schema_text, schema_path
+
+if TYPE_CHECKING:
+    from hub.settings import Settings
 
 VALIDATED_TYPE = "crm.sales.lead.validated.v1"
 INCIDENT_TYPE = "crm.dlp.incident.v1"
@@ -103,6 +107,7 @@ class ValidationStage:
         self.clean = codec(clean_topic, "sales/Lead")
         self.quarantine = codec(quarantine_topic, "common/QuarantineRecord")
         self.incidents = codec(incidents_topic, "dlp/DlpIncident")
+        self._envelopes = EnvelopeReader()
         self._events_valid = EVENTS.labels(department, "valid")
         self._events_invalid = EVENTS.labels(department, "quarantined")
 
@@ -121,55 +126,61 @@ class ValidationStage:
 
     def process(self, batch: Sequence[InMessage]) -> list[OutMessage]:
         out: list[OutMessage] = []
-        decoded: list[tuple[InMessage, EventMeta, dict[str, Any]]] = []
+        decoded: list[tuple[InMessage, Envelope, dict[str, Any]]] = []
+        read_envelope, decode = self._envelopes.read, self.raw.decode
         for msg in batch:
             try:
-                meta = EventMeta.from_headers(msg.headers)
-                value = self.raw.decode(msg.value)
+                envelope = read_envelope(msg.headers)
+                value = decode(msg.value)
             except SchemaError as exc:
                 out.append(self._decode_failure(msg, exc))
                 continue
-            decoded.append((msg, meta, value))
+            decoded.append((msg, envelope, value))
         decisions = self.validator.validate_batch([v for _, _, v in decoded])
-        version = self.validator.policy_version
-        for (msg, meta, value), decision in zip(decoded, decisions, strict=True):
+        lineage = {H_POLICY_VERSION: self.validator.policy_version}
+        if self.dlp is not None:
+            lineage[H_DLP_POLICY_VERSION] = self.dlp.policy_version
+        clean_topic, encode, dlp = self.clean_topic, self.clean.encode, self.dlp
+        valid = 0
+        for (msg, envelope, value), decision in zip(decoded, decisions, strict=True):
             key = str(value["lead_id"]).encode()
-            if not decision.valid or decision.record is None:
+            record = decision.record
+            if not decision.valid or record is None:
                 reasons = [
                     QuarantineReason(r.rule_id, r.field, r.message) for r in decision.reasons
                 ]
-                out.append(self._quarantine(msg, meta, value, STAGE_VALIDATION, reasons))
+                out.append(self._quarantine(msg, envelope, value, STAGE_VALIDATION, reasons))
                 continue
-            record = decision.record
-            lineage = {H_POLICY_VERSION: version}
-            if self.dlp is not None:
-                protected = self.dlp.protect(record, event_id=meta.id, now=meta.time)
-                out.extend(self._incident(meta, key, inc) for inc in protected.incidents)
+            if dlp is not None:
+                protected = dlp.protect(record, event_id=envelope.id, now=envelope.time)
+                if protected.incidents:
+                    meta = envelope.meta()
+                    out.extend(self._incident(meta, key, inc) for inc in protected.incidents)
                 if protected.record is None:
                     reasons = [
                         QuarantineReason(rule, fld, f"{entity} is blocked by DLP policy")
                         for rule, fld, entity in protected.blocked
                     ]
-                    out.append(self._quarantine(msg, meta, value, STAGE_DLP, reasons))
+                    out.append(self._quarantine(msg, envelope, value, STAGE_DLP, reasons))
                     continue
                 record = protected.record
-                lineage[H_DLP_POLICY_VERSION] = self.dlp.policy_version
-            out_meta = meta.derive(type=VALIDATED_TYPE, **lineage)
-            out.append(
-                OutMessage(self.clean_topic, key, self.clean.encode(record), out_meta.to_headers())
-            )
-            self._events_valid.inc()
+            headers = envelope.derived_headers(VALIDATED_TYPE, lineage)
+            out.append(OutMessage(clean_topic, key, encode(record), headers))
+            valid += 1
+        if valid:
+            self._events_valid.inc(valid)
         return out
 
     def _quarantine(
         self,
         msg: InMessage,
-        meta: EventMeta,
+        envelope: Envelope,
         value: dict[str, Any],
         stage: str,
         reasons: list[QuarantineReason],
     ) -> OutMessage:
         version = self.validator.policy_version
+        meta = envelope.meta()
         payload, fmt = self._payload(msg.value, "avro-confluent", meta.id)
         record = quarantine_record(
             stage=stage,
@@ -236,6 +247,32 @@ class ValidationStage:
         return OutMessage(
             self.quarantine_topic, key, self.quarantine.encode(record), meta.to_headers()
         )
+
+
+def build_sales_lead_stage(
+    settings: Settings, *, source_topic: str = topics.RAW_SALES_LEADS
+) -> ValidationStage:
+    """The processor chain of sales leads as the hub runs it: validation, then the DLP stage
+    of policies/dlp.yaml with the hub's DLP keys (quarantine payloads sealed with them)."""
+    from hub.dlp.operators import keyring_from_master
+    from hub.serde import registry_client
+
+    keys = keyring_from_master(settings.dlp_master_key())
+    return ValidationStage(
+        registry_client(settings.effective_registry_url),
+        schemas_dir=settings.schemas_dir,
+        policies_dir=settings.policies_dir,
+        source_topic=source_topic,
+        keys=keys,
+        dlp=build_dlp_stage(
+            settings.schemas_dir,
+            settings.policies_dir,
+            keys,
+            department="sales",
+            topic=topics.CLEAN_SALES_LEADS,
+            backend=settings.dlp_backend,
+        ),
+    )
 
 
 def build_dlp_stage(

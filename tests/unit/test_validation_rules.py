@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import random
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -388,6 +389,74 @@ def test_phone_shortcut_gives_the_libraries_answer(region: str) -> None:
     for text in _phone_corpus():
         ok, e164, display = normalise_phone(text, region)
         assert (ok, e164 if ok else "", display) == _reference_phone(text, region), text
+
+
+def _world_phone_corpus(region: str, rng: random.Random) -> list[str]:
+    """The region's example number of every type, written E.164, international, national
+    and RFC 3966, each also with one digit changed, one dropped and one added (mostly
+    invalid numbers, some of another type or region), plus random digit strings."""
+    corpus: list[str] = []
+    for kind in PHONE_TYPES:
+        example = phonenumbers.example_number_for_type(region, kind)
+        if example is None:
+            continue
+        for fmt in PHONE_FORMATS:
+            text = phonenumbers.format_number(example, fmt)
+            digits = [i for i, c in enumerate(text) if c.isdigit()]
+            i = rng.choice(digits)
+            corpus += [
+                text,
+                text[:i] + str((int(text[i]) + 1) % 10) + text[i + 1 :],
+                text[:i] + text[i + 1 :],
+                text + str(rng.randrange(10)),
+            ]
+    for _ in range(10):
+        digits = "".join(str(rng.randrange(10)) for _ in range(rng.randrange(3, 14)))
+        prefix = rng.choice(["", "+", "00", "0"])
+        corpus.append(prefix + " ".join([digits[:3], digits[3:6], digits[6:]]).strip())
+    return corpus
+
+
+PHONE_TYPES = sorted({v for k, v in vars(phonenumbers.PhoneNumberType).items() if k.isupper()})
+PHONE_FORMATS = (
+    phonenumbers.PhoneNumberFormat.E164,
+    phonenumbers.PhoneNumberFormat.INTERNATIONAL,
+    phonenumbers.PhoneNumberFormat.NATIONAL,
+    phonenumbers.PhoneNumberFormat.RFC3966,
+)
+
+
+@pytest.mark.parametrize("default_region", ["own", "US", "GB"])
+def test_phone_gives_the_libraries_answer_for_every_region(default_region: str) -> None:
+    """The compiled validity check and INTERNATIONAL format against phonenumbers' own, for
+    every region the library supports, with the number's region and two others as the
+    default region."""
+    rng = random.Random(7)
+    checked = valid = 0
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        default = region if default_region == "own" else default_region
+        for text in _world_phone_corpus(region, rng):
+            ok, e164, display = normalise_phone(text, default)
+            assert (ok, e164 if ok else "", display) == _reference_phone(text, default), (
+                text,
+                default,
+            )
+            checked += 1
+            valid += ok
+    assert checked > 10_000
+    assert 0.2 < valid / checked < 0.8  # both answers well represented
+
+
+def test_phone_answers_are_cached_and_stay_the_same() -> None:
+    normalise_phone.cache_clear()
+    first = [normalise_phone(t, "GB") for t in ("+44 20 7946 0958", "020 7946 0958", "12")]
+    assert normalise_phone.cache_info().misses == 3
+    again = [normalise_phone(t, "GB") for t in ("+44 20 7946 0958", "020 7946 0958", "12")]
+    assert normalise_phone.cache_info().hits == 3
+    assert again == first
+    assert first[0] == (True, "+442079460958", "+44 20 7946 0958")
+    assert first[1] == first[0]
+    assert first[2] == (False, "is not a valid number for region GB", "")
 
 
 # -- date -------------------------------------------------------------------------------------

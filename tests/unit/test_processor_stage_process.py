@@ -1,0 +1,203 @@
+"""The processor stage in a worker process (hub.processors.stage_runners.StageProcess): a
+real spawned child running a small stage defined here. Outputs in order and equal to the
+inline stage's; a bad stage fails at start in the parent; a dead child is a retriable error
+and the next batch gets a new one; the child ignores SIGINT/SIGTERM (the parent drains and
+stops it) and never outlives its parent, even one killed with SIGKILL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator, Sequence
+
+import pytest
+
+from hub.errors import ConfigError, RetriableError
+from hub.processors.stage_runners import InlineStage, RawIn, StageProcess, StageRecipe
+from hub.processors.validation import InMessage, OutMessage
+from hub.settings import REPO_ROOT
+
+
+class ReversingStage:
+    """Each input to one output: the value reversed, tagged with the child's pid; a value
+    ``b"die"`` ends the process (a crash in the middle of a batch)."""
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+
+    @property
+    def output_topics(self) -> tuple[str, ...]:
+        return (self.topic,)
+
+    def warm_up(self) -> None:
+        return None
+
+    def process(self, batch: list[InMessage]) -> list[OutMessage]:
+        out = []
+        for m in batch:
+            if m.value == b"die":
+                os._exit(3)
+            headers = [*m.headers, ("offset", str(m.offset).encode())]
+            out.append(OutMessage(self.topic, m.key or b"", (m.value or b"")[::-1], headers))
+        return out
+
+
+def reversing_stage(topic: str) -> ReversingStage:
+    return ReversingStage(topic)
+
+
+def broken_stage(topic: str) -> ReversingStage:
+    raise ConfigError(f"policies/validation.yaml: no department for {topic}")
+
+
+def batch(n: int, start: int = 0) -> list[RawIn]:
+    return [
+        ("raw", i % 4, i, f"k{i % 7}".encode(), f"value-{i}".encode(), [("ce_id", b"x")])
+        for i in range(start, start + n)
+    ]
+
+
+def run(coro: object) -> object:
+    return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def stage_process() -> Iterator[StageProcess]:
+    process = StageProcess(StageRecipe(reversing_stage, {"topic": "out"}, ("out",)))
+    process.start()
+    try:
+        yield process
+    finally:
+        process.close()
+
+
+def child_pids(process: StageProcess) -> list[int]:
+    pool = process._pool
+    assert pool is not None
+    return [p.pid for p in pool._processes.values() if p.pid is not None]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (exited, not reaped) is not alive
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def wait_gone(pid: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_outputs_come_back_in_order_and_equal_the_inline_stage(
+    stage_process: StageProcess,
+) -> None:
+    inline = InlineStage(ReversingStage("out"))
+    batches = [batch(500, start) for start in range(0, 2000, 500)]
+
+    async def both() -> tuple[list[list[object]], list[list[object]]]:
+        # all four in flight at once, as the agent pipelines them
+        remote = await asyncio.gather(*(stage_process.process(b) for b in batches))
+        local = [await inline.process(b) for b in batches]
+        return remote, local  # type: ignore[return-value]
+
+    remote, local = run(both())  # type: ignore[misc]
+    assert remote == local
+    flat = [o for b in remote for o in b]
+    assert [int(dict(o[3])["offset"]) for o in flat] == list(range(2000))  # type: ignore[index]
+    assert flat[1] == ("out", b"k1", b"1-eulav", [("ce_id", b"x"), ("offset", b"1")])
+    assert stage_process.output_topics == ("out",)
+
+
+def test_a_stage_that_cannot_be_built_fails_at_start_in_the_parent() -> None:
+    process = StageProcess(StageRecipe(broken_stage, {"topic": "out"}, ("out",)))
+    with pytest.raises(ConfigError, match="no department for out"):
+        process.start()
+    assert not process.running
+
+
+def test_a_dead_child_is_retriable_and_the_next_batch_gets_a_new_one(
+    stage_process: StageProcess,
+) -> None:
+    first = child_pids(stage_process)
+    poisoned: list[RawIn] = [*batch(3), ("raw", 0, 3, b"k", b"die", [])]
+    with pytest.raises(RetriableError, match="worker process died"):
+        run(stage_process.process(poisoned))
+    assert not stage_process.running
+    assert all(wait_gone(pid) for pid in first)
+    out = run(stage_process.process(batch(2)))
+    assert [o[2] for o in out] == [b"0-eulav", b"1-eulav"]  # type: ignore[attr-defined]
+    assert child_pids(stage_process) != first
+
+
+def test_the_child_ignores_sigterm_and_sigint_and_close_stops_it(
+    stage_process: StageProcess,
+) -> None:
+    [pid] = child_pids(stage_process)
+    os.kill(pid, signal.SIGTERM)
+    os.kill(pid, signal.SIGINT)
+    time.sleep(0.3)
+    assert alive(pid)
+    assert len(run(stage_process.process(batch(10)))) == 10  # type: ignore[arg-type]
+    stage_process.close()
+    assert wait_gone(pid, timeout=5)
+
+
+PARENT = textwrap.dedent(
+    """
+    import sys, time
+    from hub.processors.stage_runners import StageProcess, StageRecipe
+    from tests.unit.test_processor_stage_process import child_pids, reversing_stage
+    process = StageProcess(StageRecipe(reversing_stage, {"topic": "out"}, ("out",)))
+    process.start()
+    print(*child_pids(process), flush=True)
+    time.sleep(120)
+    """
+)
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
+def test_the_child_never_outlives_its_parent(how: signal.Signals) -> None:
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+    try:
+        assert parent.stdout is not None
+        [pid] = [int(p) for p in parent.stdout.readline().split()]
+        assert alive(pid)
+        parent.send_signal(how)
+        parent.wait(10)
+        assert wait_gone(pid), f"worker process {pid} outlived its parent ({how.name})"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+        if parent.stdout is not None:
+            parent.stdout.close()
+
+
+def test_the_inline_stage_runs_the_stage_object_on_the_caller() -> None:
+    inline = InlineStage(ReversingStage("out"))
+    inline.start()
+    out: Sequence[object] = run(inline.process(batch(2)))  # type: ignore[assignment]
+    assert [o[2] for o in out] == [b"0-eulav", b"1-eulav"]  # type: ignore[index]
+    assert inline.output_topics == ("out",)
+    inline.close()
