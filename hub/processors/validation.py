@@ -141,6 +141,21 @@ class ValidationStage:
         if self.dlp is not None:
             lineage[H_DLP_POLICY_VERSION] = self.dlp.policy_version
         clean_topic, encode, dlp = self.clean_topic, self.clean.encode, self.dlp
+        # One DLP engine call for the batch's valid records (one matcher pass over all).
+        passed = [
+            (envelope, decision.record)
+            for (_, envelope, _), decision in zip(decoded, decisions, strict=True)
+            if decision.valid and decision.record is not None
+        ]
+        protections = iter(
+            dlp.protect_many(
+                [r for _, r in passed],
+                event_ids=[e.id for e, _ in passed],
+                times=[e.time for e, _ in passed],
+            )
+            if dlp is not None and passed
+            else ()
+        )
         valid = 0
         for (msg, envelope, value), decision in zip(decoded, decisions, strict=True):
             key = str(value["lead_id"]).encode()
@@ -152,7 +167,7 @@ class ValidationStage:
                 out.append(self._quarantine(msg, envelope, value, STAGE_VALIDATION, reasons))
                 continue
             if dlp is not None:
-                protected = dlp.protect(record, event_id=envelope.id, now=envelope.time)
+                protected = next(protections)
                 if protected.incidents:
                     meta = envelope.meta()
                     out.extend(self._incident(meta, key, inc) for inc in protected.incidents)
