@@ -5,6 +5,7 @@ from __future__ import annotations
 RAW_SALES_LEADS = "crm.raw.sales.leads.v1"
 CLEAN_SALES_LEADS = "crm.clean.sales.leads.v1"
 QUARANTINE = "crm.quarantine.v1"
+QUARANTINE_REDRIVES = "crm.quarantine.redrives.v1"
 DLP_INCIDENTS = "crm.dlp.incidents.v1"
 
 SCHEMAS = "_schemas"
@@ -18,6 +19,7 @@ TOPIC_SPECS: dict[str, tuple[int, dict[str, str]]] = {
     RAW_SALES_LEADS: (DEFAULT_PARTITIONS, {}),
     CLEAN_SALES_LEADS: (DEFAULT_PARTITIONS, {}),
     QUARANTINE: (DEFAULT_PARTITIONS, {}),
+    QUARANTINE_REDRIVES: (DEFAULT_PARTITIONS, {}),
     DLP_INCIDENTS: (DEFAULT_PARTITIONS, {}),
     SCHEMAS: (1, {"cleanup.policy": "compact"}),
     CONNECT_OFFSETS: (1, {"cleanup.policy": "compact"}),
