@@ -3,6 +3,16 @@
 SQLite (the embedded default) runs in WAL mode with ``synchronous=NORMAL`` and foreign keys
 on, and its transactions are started with an explicit ``BEGIN`` so a batch is one real
 transaction. PostgreSQL URLs are switched to the psycopg 3 driver.
+
+Why these SQLite settings: in WAL mode ``synchronous=NORMAL`` writes every commit to the WAL
+before ``COMMIT`` returns and syncs it to disk at checkpoints. A killed process (kill -9)
+loses nothing that was committed; a power cut can lose the last transactions, never
+half of one, and since the projection's offsets are in the same transactions the worker
+then re-reads exactly those events from Kafka. ``FULL`` (an fsync per commit) would buy no
+correctness here. The page cache (64 MiB instead of 2 MiB) keeps the indexes keyed by
+random ids (event id, lead id) in memory, and checkpoints every 10,000 pages (~40 MiB of
+WAL, instead of 1,000) copy a page that several batches touched once instead of once per
+batch: together ~15 % less CPU per event applied (#3). Neither changes durability.
 """
 
 from __future__ import annotations
@@ -18,6 +28,8 @@ from sqlalchemy.engine import URL, make_url
 HERE = Path(__file__).resolve().parent
 ALEMBIC_INI = HERE / "alembic.ini"
 MIGRATIONS = HERE / "migrations"
+SQLITE_CACHE_KIB = 64 * 1024
+SQLITE_CHECKPOINT_PAGES = 10_000
 
 
 def normalize_url(url: str | URL) -> URL:
@@ -31,6 +43,9 @@ def normalize_url(url: str | URL) -> URL:
 
 
 def make_engine(url: str | URL, **kwargs: Any) -> Engine:
+    """An engine for ``url``. Its errors never quote bound values (they are event data,
+    possibly personal); pass ``hide_parameters=False`` to see them while debugging."""
+    kwargs.setdefault("hide_parameters", True)
     parsed = normalize_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(parsed, pool_pre_ping=True, **kwargs)
@@ -50,6 +65,8 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
             if not in_memory:
                 cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+            cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_CHECKPOINT_PAGES}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=10000")
         finally:

@@ -2,38 +2,28 @@
 
 One database transaction per batch writes, in order: the new audit links (events whose id
 is already in the audit log are skipped, so applying a batch twice has no effect), the lead
-upserts and quarantine rows, then the projection's next offsets. Everything is done with a
-handful of bulk statements per batch, never row-by-row ORM objects.
+upserts and quarantine rows, then the projection's next offsets. Rows are built as plain
+tuples and written with one bulk statement (or COPY) per table and batch
+(``projections.bulk``); never row-by-row ORM objects.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
+import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any, NamedTuple
 
-from sqlalchemy import (
-    JSON,
-    Connection,
-    Engine,
-    Table,
-    Text,
-    any_,
-    bindparam,
-    func,
-    literal,
-    select,
-    tuple_,
-    union_all,
-)
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine, Table, TextClause, func, select, text
 
-from hub.events import EventMeta, deterministic_id, digest
+from hub.events import EventMeta, deterministic_id
 from hub.topics import CLEAN_SALES_LEADS, QUARANTINE
-from projections.audit import GENESIS_HASH, AuditLink, link_hash, sign, utc
+from projections.audit import GENESIS_HASH, LinkSigner, canonical_time, chain_prefix, hash_link, utc
+from projections.bulk import OnConflict, Row, TableRows, writer_for
 from projections.models import AuditEntry, Lead, ProjectionOffset, QuarantineReason, QuarantineRow
 
 log = logging.getLogger(__name__)
@@ -44,7 +34,8 @@ QROWS: Table = QuarantineRow.__table__  # type: ignore[assignment]
 QREASONS: Table = QuarantineReason.__table__  # type: ignore[assignment]
 OFFSETS: Table = ProjectionOffset.__table__  # type: ignore[assignment]
 
-LEAD_FIELDS = (
+# Lead fields copied from the event value: text, then created_on (a date), then text.
+LEAD_TEXT_FIELDS = (
     "first_name",
     "last_name",
     "email",
@@ -55,10 +46,9 @@ LEAD_FIELDS = (
     "country",
     "lead_source",
     "lead_status",
-    "created_on",
-    "owner",
-    "notes",
 )
+LEAD_TAIL_FIELDS = ("owner", "notes")
+LEAD_FIELDS = (*LEAD_TEXT_FIELDS, "created_on", *LEAD_TAIL_FIELDS)
 QUARANTINE_FIELDS = (
     "quarantine_id",
     "stage",
@@ -82,8 +72,42 @@ LEAD_UPDATE = (
     "source_offset",
     "updated_at",
 )
+# The order of the values in the row tuples built below (tests check them against the
+# tables).
+AUDIT_COLUMNS = (
+    "topic",
+    "partition",
+    "offset",
+    "event_id",
+    "event_type",
+    "subject",
+    "event_time",
+    "payload_digest",
+    "prev_hash",
+    "hash",
+    "signature",
+)
+LEAD_COLUMNS = ("lead_id", *LEAD_UPDATE)
+QUARANTINE_COLUMNS = (
+    "event_id",
+    *QUARANTINE_FIELDS,
+    "reasons",
+    "quarantined_at",
+    "status",
+    "topic",
+    "partition",
+    "offset",
+)
+REASON_COLUMNS = ("event_id", "position", "rule_id", "field")
+OFFSET_COLUMNS = ("projection", "topic", "partition", "next_offset")
+
+LEAD_CONFLICT = OnConflict(("lead_id",), LEAD_UPDATE, ("source_partition", "source_offset"))
+QUARANTINE_CONFLICT = OnConflict(("event_id",))
+REASON_CONFLICT = OnConflict(("event_id", "position"))
+OFFSET_CONFLICT = OnConflict(
+    ("projection", "topic", "partition"), ("next_offset",), ("next_offset",)
+)
 DECODE_STAGE = "decode"
-_ID_CHUNK = 5_000
 
 
 class ProjectionTopics(NamedTuple):
@@ -128,6 +152,8 @@ class UndecodableEvent:
 
 Item = ConsumedEvent | UndecodableEvent
 Position = tuple[str, int]
+_position = attrgetter("topic", "partition", "offset")
+_chain = attrgetter("topic", "partition")
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,51 +189,39 @@ class ProjectionStore:
         self.engine = engine
         self.projection = projection
         self.topics = topics
-        self._key = audit_key
-        self._dialect = engine.dialect.name
-        if self._dialect not in ("sqlite", "postgresql"):
-            raise ValueError(f"projections support sqlite and postgresql, not {self._dialect}")
-        self._sql_cache: dict[tuple[Any, ...], tuple[str, list[Any]]] = {}
+        self._signer = LinkSigner(audit_key)
+        self._writer = writer_for(engine.dialect)
+        self._heads_sql: dict[int, TextClause] = {}
 
     # -- writing ------------------------------------------------------------------------
     def apply(self, batch: Sequence[Item]) -> ApplyResult:
         """Apply ``batch`` in one transaction; idempotent by event id."""
         if not batch:
             return ApplyResult()
-        items = sorted(batch, key=lambda e: (e.topic, e.partition, e.offset))
+        items = sorted(batch, key=_position)
         events = [e for e in items if isinstance(e, ConsumedEvent)]
         undecodable = [e for e in items if isinstance(e, UndecodableEvent)]
         positions: dict[Position, int] = {}
-        for item in items:
-            pos = (item.topic, item.partition)
-            positions[pos] = max(positions.get(pos, 0), item.offset + 1)
+        for item in items:  # sorted: the last of a partition has its highest offset
+            positions[(item.topic, item.partition)] = item.offset + 1
 
+        w = self._writer
         with self.engine.begin() as conn:
             fresh = self._fresh_events(conn, events)
-            audit_rows, fresh = self._audit_rows(conn, fresh)
-            self._write(conn, AUDIT, audit_rows)
-            lead_rows = self._lead_rows(fresh)
-            self._write(
-                conn,
-                LEADS,
-                lead_rows,
-                conflict=["lead_id"],
-                update=LEAD_UPDATE,
-                update_where="newer",
-            )
+            times = {t: (canonical_time(t), w.time(utc(t))) for t in {e.meta.time for e in fresh}}
+            audit_rows, fresh = self._audit_rows(conn, fresh, times)
+            lead_rows = self._lead_rows(fresh, times)
             q_rows, reason_rows = self._quarantine_rows(fresh, undecodable)
-            self._write(conn, QROWS, q_rows, conflict=["event_id"])
-            self._write(conn, QREASONS, reason_rows, conflict=["event_id", "position"])
-            self._write(
+            offset_rows = [(self.projection, t, p, n) for (t, p), n in sorted(positions.items())]
+            w.write(
                 conn,
-                OFFSETS,
-                [
-                    {"projection": self.projection, "topic": t, "partition": p, "next_offset": n}
-                    for (t, p), n in sorted(positions.items())
-                ],
-                conflict=["projection", "topic", "partition"],
-                update=["next_offset"],
-                update_where="greater",
+                (
+                    TableRows(AUDIT, AUDIT_COLUMNS, audit_rows),
+                    TableRows(LEADS, LEAD_COLUMNS, lead_rows, LEAD_CONFLICT),
+                    TableRows(QROWS, QUARANTINE_COLUMNS, q_rows, QUARANTINE_CONFLICT),
+                    TableRows(QREASONS, REASON_COLUMNS, reason_rows, REASON_CONFLICT),
+                    TableRows(OFFSETS, OFFSET_COLUMNS, offset_rows, OFFSET_CONFLICT),
+                ),
             )
         outcomes: dict[tuple[str, str], int] = {}
         applied_ids = {id(e) for e in fresh}
@@ -231,17 +245,7 @@ class ProjectionStore:
     def _fresh_events(self, conn: Connection, events: list[ConsumedEvent]) -> list[ConsumedEvent]:
         """Events whose id is neither in the audit log nor earlier in this batch."""
         ids = list(dict.fromkeys(e.meta.id for e in events))
-        seen: set[str] = set()
-        for start in range(0, len(ids), _ID_CHUNK):
-            chunk = ids[start : start + _ID_CHUNK]
-            if self._dialect == "postgresql":
-                # One array parameter instead of thousands: far cheaper to render and parse.
-                cond = AUDIT.c.event_id == any_(
-                    bindparam("ids", chunk, type_=postgresql.ARRAY(Text))
-                )
-            else:
-                cond = AUDIT.c.event_id.in_(chunk)
-            seen.update(conn.scalars(select(AUDIT.c.event_id).where(cond)))
+        seen = self._writer.existing(conn, AUDIT, "event_id", ids)
         fresh: list[ConsumedEvent] = []
         for e in events:
             if e.meta.id in seen:
@@ -254,69 +258,78 @@ class ProjectionStore:
         self, conn: Connection, positions: list[Position]
     ) -> dict[Position, tuple[int, str]]:
         """Last link (offset, hash) of each chain, one indexed lookup per partition, one query."""
-        a = AUDIT.c
-        parts = []
-        for i, (topic, partition) in enumerate(positions):
-            last = (
-                select(a.offset, a.hash)
-                .where(a.topic == topic, a.partition == partition)
-                .order_by(a.offset.desc())
-                .limit(1)
-                .subquery()
-            )
-            parts.append(select(literal(i).label("i"), last.c.offset, last.c.hash))
-        if not parts:
+        if not positions:
             return {}
-        query = parts[0] if len(parts) == 1 else union_all(*parts)
-        return {positions[row.i]: (row.offset, row.hash) for row in conn.execute(query)}
+        params: dict[str, Any] = {}
+        for i, (topic, partition) in enumerate(positions):
+            params[f"t{i}"], params[f"p{i}"] = topic, partition
+        rows = conn.execute(self._chain_heads_sql(len(positions)), params)
+        return {positions[row.i]: (row.offset, row.hash) for row in rows}
+
+    def _chain_heads_sql(self, n: int) -> TextClause:
+        sql = self._heads_sql.get(n)
+        if sql is None:
+            q = self.engine.dialect.identifier_preparer.quote
+            table, offset = q(AUDIT.name), q("offset")
+            # Identifiers from the table metadata; values are bound parameters.
+            sql = self._heads_sql[n] = text(
+                " UNION ALL ".join(
+                    f"SELECT {i} AS i, h{i}.{offset}, h{i}.hash FROM (SELECT {offset}, hash "  # noqa: S608
+                    f"FROM {table} WHERE topic = :t{i} AND {q('partition')} = :p{i} "
+                    f"ORDER BY {offset} DESC LIMIT 1) AS h{i}"
+                    for i in range(n)
+                )
+            )
+        return sql
 
     def _audit_rows(
-        self, conn: Connection, fresh: list[ConsumedEvent]
-    ) -> tuple[list[dict[str, Any]], list[ConsumedEvent]]:
-        """Chained, signed audit rows for ``fresh``, and the events they cover."""
-        positions = list(dict.fromkeys((e.topic, e.partition) for e in fresh))
-        prev = self._chain_heads(conn, positions)
-        rows: list[dict[str, Any]] = []
+        self,
+        conn: Connection,
+        fresh: list[ConsumedEvent],
+        times: dict[datetime, tuple[str, Any]],
+    ) -> tuple[list[Row], list[ConsumedEvent]]:
+        """Chained, signed audit rows for ``fresh`` (sorted by position), and the events
+        they cover."""
+        positions = list(dict.fromkeys(_chain(e) for e in fresh))
+        heads = self._chain_heads(conn, positions)
+        sign = self._signer.sign
+        sha256 = hashlib.sha256
+        rows: list[Row] = []
         applied: list[ConsumedEvent] = []
         stale: list[ConsumedEvent] = []
-        for e in fresh:
-            pos = (e.topic, e.partition)
-            last_offset, prev_hash = prev.get(pos, (-1, GENESIS_HASH))
-            if e.offset <= last_offset:
-                # Behind the chain head with an id never seen: the chain cannot take it
-                # without rewriting history. Only possible if offsets were reset by hand.
-                stale.append(e)
-                continue
-            event_time = utc(e.meta.time)
-            payload_digest = digest(e.raw_value)
-            link = AuditLink(
-                e.topic,
-                e.partition,
-                e.offset,
-                e.meta.id,
-                e.meta.type,
-                e.meta.subject,
-                event_time,
-                payload_digest,
-            )
-            h = link_hash(prev_hash, link)
-            rows.append(
-                {
-                    "topic": e.topic,
-                    "partition": e.partition,
-                    "offset": e.offset,
-                    "event_id": e.meta.id,
-                    "event_type": e.meta.type,
-                    "subject": e.meta.subject,
-                    "event_time": event_time,
-                    "payload_digest": payload_digest,
-                    "prev_hash": prev_hash,
-                    "hash": h,
-                    "signature": sign(self._key, h),
-                }
-            )
-            prev[pos] = (e.offset, h)
-            applied.append(e)
+        for (topic, partition), chain in itertools.groupby(fresh, key=_chain):
+            last_offset, prev_hash = heads.get((topic, partition), (-1, GENESIS_HASH))
+            prefix = chain_prefix(topic, partition)
+            for e in chain:
+                offset = e.offset
+                if offset <= last_offset:
+                    # Behind the chain head with an id never seen: the chain cannot take it
+                    # without rewriting history. Only possible if offsets were reset by hand.
+                    stale.append(e)
+                    continue
+                meta = e.meta
+                canonical, db_time = times[meta.time]
+                digest = sha256(e.raw_value).hexdigest()
+                h = hash_link(
+                    prev_hash, prefix, offset, meta.id, meta.type, meta.subject, canonical, digest
+                )
+                rows.append(
+                    (
+                        topic,
+                        partition,
+                        offset,
+                        meta.id,
+                        meta.type,
+                        meta.subject,
+                        db_time,
+                        digest,
+                        prev_hash,
+                        h,
+                        sign(h),
+                    )
+                )
+                prev_hash, last_offset = h, offset
+                applied.append(e)
         if stale:
             log.warning(
                 "%d event(s) behind their audit chain head were not applied (first: %s[%d]@%d)",
@@ -327,35 +340,38 @@ class ProjectionStore:
             )
         return rows, applied
 
-    def _lead_rows(self, fresh: list[ConsumedEvent]) -> list[dict[str, Any]]:
-        latest: dict[str, dict[str, Any]] = {}
+    def _lead_rows(
+        self, fresh: list[ConsumedEvent], times: dict[datetime, tuple[str, Any]]
+    ) -> list[Row]:
+        """One row per lead: the last event of the batch for it (events are sorted by
+        position, and a lead's events share a partition: its id is the key)."""
+        leads_topic = self.topics.leads
+        to_date = self._writer.date
+        latest: dict[str, Row] = {}
         for e in fresh:
-            if e.topic != self.topics.leads:
+            if e.topic != leads_topic:
                 continue
+            get = e.value.get
             lead_id = e.value["lead_id"]
-            row = {"lead_id": lead_id}
-            row.update({f: e.value.get(f) for f in LEAD_FIELDS})
-            row.update(
-                last_event_id=e.meta.id,
-                source_topic=e.topic,
-                source_partition=e.partition,
-                source_offset=e.offset,
-                updated_at=utc(e.meta.time),
+            latest[lead_id] = (
+                lead_id,
+                *map(get, LEAD_TEXT_FIELDS),
+                to_date(get("created_on")),
+                *map(get, LEAD_TAIL_FIELDS),
+                e.meta.id,
+                e.topic,
+                e.partition,
+                e.offset,
+                times[e.meta.time][1],
             )
-            old = latest.get(lead_id)
-            # Events are sorted by (topic, partition, offset): a later one is newer.
-            if old is None or (e.partition, e.offset) > (
-                old["source_partition"],
-                old["source_offset"],
-            ):
-                latest[lead_id] = row
         return list(latest.values())
 
     def _quarantine_rows(
         self, fresh: list[ConsumedEvent], undecodable: list[UndecodableEvent]
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        rows: list[dict[str, Any]] = []
-        reasons: list[dict[str, Any]] = []
+    ) -> tuple[list[Row], list[Row]]:
+        w = self._writer
+        rows: list[Row] = []
+        reasons: list[Row] = []
         for e in fresh:
             if e.topic != self.topics.quarantine:
                 continue
@@ -364,136 +380,49 @@ class ProjectionStore:
                 {"rule_id": r["rule_id"], "field": r.get("field"), "message": r["message"]}
                 for r in v.get("reasons") or ()
             ]
-            row = {f: v.get(f) for f in QUARANTINE_FIELDS}
-            row.update(
-                event_id=e.meta.id,
-                reasons=reason_list,
-                quarantined_at=utc(v.get("quarantined_at") or e.meta.time),
-                status="open",
-                topic=e.topic,
-                partition=e.partition,
-                offset=e.offset,
+            rows.append(
+                (
+                    e.meta.id,
+                    *map(v.get, QUARANTINE_FIELDS),
+                    w.json(reason_list),
+                    w.time(utc(v.get("quarantined_at") or e.meta.time)),
+                    "open",
+                    e.topic,
+                    e.partition,
+                    e.offset,
+                )
             )
-            rows.append(row)
             reasons.extend(
-                {"event_id": e.meta.id, "position": i, "rule_id": r["rule_id"], "field": r["field"]}
-                for i, r in enumerate(reason_list)
+                (e.meta.id, i, r["rule_id"], r["field"]) for i, r in enumerate(reason_list)
             )
-        now = _now()
+        now = w.time(_now())
         for u in undecodable:
             event_id = u.quarantine_event_id
+            message = [{"rule_id": u.rule_id, "field": None, "message": u.message}]
+            q = dict.fromkeys(QUARANTINE_FIELDS)
+            q.update(
+                quarantine_id=event_id,
+                stage=u.stage,
+                source_topic=u.topic,
+                source_partition=u.partition,
+                source_offset=u.offset,
+                source_event_id=u.event_id,
+                entity_id=u.key,
+            )
             rows.append(
-                {
-                    "event_id": event_id,
-                    "quarantine_id": event_id,
-                    "stage": u.stage,
-                    "department": None,
-                    "connector": None,
-                    "source_file": None,
-                    "source_row": None,
-                    "source_topic": u.topic,
-                    "source_partition": u.partition,
-                    "source_offset": u.offset,
-                    "source_event_id": u.event_id,
-                    "entity_id": u.key,
-                    "reasons": [{"rule_id": u.rule_id, "field": None, "message": u.message}],
-                    "policy_version": None,
-                    "payload_format": None,
-                    "quarantined_at": now,
-                    "status": "open",
-                    "topic": u.topic,
-                    "partition": u.partition,
-                    "offset": u.offset,
-                }
+                (
+                    event_id,
+                    *q.values(),
+                    w.json(message),
+                    now,
+                    "open",
+                    u.topic,
+                    u.partition,
+                    u.offset,
+                )
             )
-            reasons.append(
-                {"event_id": event_id, "position": 0, "rule_id": u.rule_id, "field": None}
-            )
+            reasons.append((event_id, 0, u.rule_id, None))
         return rows, reasons
-
-    # -- dialect-specific statements ----------------------------------------------------
-    def _write(
-        self,
-        conn: Connection,
-        table: Table,
-        rows: list[dict[str, Any]],
-        *,
-        conflict: Sequence[str] = (),
-        update: Sequence[str] = (),
-        update_where: str = "",
-    ) -> None:
-        """Bulk INSERT (… ON CONFLICT DO NOTHING / DO UPDATE) of ``rows``.
-
-        SQLite: one executemany (the sqlite3 module loops in C). PostgreSQL: a single
-        ``INSERT … SELECT FROM unnest(<one array per column>)`` — one short, cacheable
-        statement per table whatever the batch size. (psycopg 3's executemany pipelines one
-        INSERT per row, and multi-row VALUES make psycopg re-parse a huge query each time;
-        both measured well under the 20k events/s target.) Arrays go in binary format."""
-        if not rows:
-            return
-        if self._dialect != "postgresql":
-            ins = sqlite.insert(table)
-            if update:
-                stmt = ins.on_conflict_do_update(
-                    index_elements=list(conflict),
-                    set_={c: ins.excluded[c] for c in update},
-                    where=self._sqlite_where(table, ins, update_where),
-                )
-            elif conflict:
-                stmt = ins.on_conflict_do_nothing(index_elements=list(conflict))
-            else:
-                stmt = ins
-            conn.execute(stmt, rows)
-            return
-        sql, columns = self._pg_unnest_sql(table, tuple(conflict), tuple(update), update_where)
-        params: dict[str, Any] = {}
-        for i, col in enumerate(columns):
-            values = [row.get(col.name) for row in rows]
-            if isinstance(col.type, JSON):
-                values = [None if v is None else json.dumps(v) for v in values]
-            params[f"p{i}"] = values
-        conn.exec_driver_sql(sql, params)
-
-    def _sqlite_where(self, table: Table, ins: Any, where: str) -> Any:
-        if where == "newer":
-            return tuple_(ins.excluded.source_partition, ins.excluded.source_offset) > tuple_(
-                table.c.source_partition, table.c.source_offset
-            )
-        if where == "greater":
-            return ins.excluded.next_offset > table.c.next_offset
-        return None
-
-    def _pg_unnest_sql(
-        self, table: Table, conflict: tuple[str, ...], update: tuple[str, ...], where: str
-    ) -> tuple[str, list[Any]]:
-        key = (table.name, conflict, update, where)
-        cached = self._sql_cache.get(key)
-        if cached is not None:
-            return cached
-        dialect = self.engine.dialect
-        q = dialect.identifier_preparer.quote
-        columns = [c for c in table.columns if not (c.autoincrement is True and c.primary_key)]
-        names = ", ".join(q(c.name) for c in columns)
-        arrays = ", ".join(
-            f"CAST(%(p{i})b AS {c.type.compile(dialect=dialect)}[])" for i, c in enumerate(columns)
-        )
-        # Identifiers and types come from the table metadata (quoted); values are parameters.
-        sql = f"INSERT INTO {q(table.name)} ({names}) SELECT * FROM unnest({arrays})"  # noqa: S608
-        if update:
-            sets = ", ".join(f"{q(c)} = EXCLUDED.{q(c)}" for c in update)
-            sql += f" ON CONFLICT ({', '.join(q(c) for c in conflict)}) DO UPDATE SET {sets}"
-            t = q(table.name)
-            if where == "newer":
-                sql += (
-                    " WHERE (EXCLUDED.source_partition, EXCLUDED.source_offset)"
-                    f" > ({t}.source_partition, {t}.source_offset)"
-                )
-            elif where == "greater":
-                sql += f" WHERE EXCLUDED.next_offset > {t}.next_offset"
-        elif conflict:
-            sql += f" ON CONFLICT ({', '.join(q(c) for c in conflict)}) DO NOTHING"
-        self._sql_cache[key] = (sql, columns)
-        return sql, columns
 
     # -- reading ------------------------------------------------------------------------
     def positions(self) -> dict[Position, int]:

@@ -3,27 +3,38 @@ HUB_TEST_DATABASE_URL is set (each test gets its own PostgreSQL schema, dropped 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import random
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, Table, insert, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DataError
 
 from hub.events import EventMeta, deterministic_id
 from hub.topics import CLEAN_SALES_LEADS, QUARANTINE
-from projections.audit import verify_chain
+from projections import store as store_module
+from projections.audit import utc, verify_chain
+from projections.bulk import POSTGRES_ROWS_INSERTED, SQLITE_ROWS_PER_STATEMENT
 from projections.db import make_engine, migrate
-from projections.models import AuditEntry, Base, Lead, ProjectionOffset, QuarantineRow
+from projections.models import (
+    AuditEntry,
+    Base,
+    Lead,
+    ProjectionOffset,
+    QuarantineReason,
+    QuarantineRow,
+)
 from projections.store import ConsumedEvent, Item, ProjectionStore, UndecodableEvent
 
 pytestmark = pytest.mark.integration
@@ -458,3 +469,153 @@ def test_rebuild_gives_identical_audit_and_read_model(
             assert verify_chain(other, KEY).ok
         finally:
             other.dispose()
+
+
+@pytest.mark.parametrize(
+    ("table", "columns"),
+    [
+        (AuditEntry.__table__, store_module.AUDIT_COLUMNS),
+        (Lead.__table__, store_module.LEAD_COLUMNS),
+        (QuarantineRow.__table__, store_module.QUARANTINE_COLUMNS),
+        (QuarantineReason.__table__, store_module.REASON_COLUMNS),
+        (ProjectionOffset.__table__, store_module.OFFSET_COLUMNS),
+    ],
+    ids=lambda v: getattr(v, "name", ""),
+)
+def test_row_tuples_name_every_column_once(table: Table, columns: tuple[str, ...]) -> None:
+    """The store builds rows as tuples in ``columns`` order: every column the database does
+    not fill itself, each once."""
+    insertable = [c.name for c in table.columns if not (c.primary_key and c.autoincrement is True)]
+    assert sorted(columns) == sorted(insertable)
+
+
+def test_a_batch_larger_than_one_statement(store: ProjectionStore, engine: Engine) -> None:
+    """SQLite writes at most SQLITE_ROWS_PER_STATEMENT rows per INSERT; a bigger batch is
+    split, the last statement shorter."""
+    n = 2 * SQLITE_ROWS_PER_STATEMENT + 37
+    events = [lead_event(i, 0, i % 2, i // 2) for i in range(n)]
+    result = store.apply(events)
+    assert (result.audited, result.leads) == (n, n)
+    counts = store.counts()
+    assert (counts["leads"], counts["audit_entries"]) == (n, n)
+    assert store.positions() == {
+        (CLEAN_SALES_LEADS, 0): (n + 1) // 2,
+        (CLEAN_SALES_LEADS, 1): n // 2,
+    }
+    assert verify_chain(engine, KEY).checked == n
+
+
+def test_sqlite_stores_dates_times_and_json_as_the_orm_does(tmp_path: Path) -> None:
+    """Rows are written without SQLAlchemy's type processing: the text in the file must be
+    what SQLAlchemy itself writes for the same values, so ORM reads (and verify_chain) see
+    the same instants."""
+    url = f"sqlite:///{tmp_path / 'formats.db'}"
+    migrate(url)
+    engine = make_engine(url)
+    try:
+        when = datetime(2024, 3, 1, 10, 0, 0, 120, tzinfo=timezone(timedelta(hours=2)))
+        lead = lead_event(1, 0, 0, 0)
+        lead = ConsumedEvent(
+            lead.topic,
+            lead.partition,
+            lead.offset,
+            lead.key,
+            dataclasses.replace(lead.meta, time=when),
+            lead.value,
+            lead.raw_value,
+        )
+        quarantined = quarantine_event(1, 0, 0, ["email.syntax", "phone.parse"])
+        ProjectionStore(engine, audit_key=KEY).apply([lead, quarantined])
+        q_value = quarantined.value
+        with engine.begin() as conn:
+            conn.execute(
+                insert(Lead).values(
+                    lead_id="orm",
+                    created_on=lead.value["created_on"],
+                    updated_at=utc(when),
+                    last_event_id="orm",
+                    source_topic="orm",
+                    source_partition=0,
+                    source_offset=0,
+                )
+            )
+            conn.execute(
+                insert(QuarantineRow).values(
+                    event_id="orm",
+                    quarantine_id="orm",
+                    stage="orm",
+                    reasons=[
+                        {"rule_id": r["rule_id"], "field": r["field"], "message": r["message"]}
+                        for r in q_value["reasons"]
+                    ],
+                    quarantined_at=utc(q_value["quarantined_at"]),
+                    topic="orm",
+                    partition=0,
+                    offset=0,
+                )
+            )
+            leads = conn.exec_driver_sql(
+                "SELECT created_on, updated_at FROM leads ORDER BY lead_id = 'orm'"
+            ).all()
+            audit_time = conn.exec_driver_sql(
+                "SELECT event_time FROM audit_log WHERE subject = 'L-0001' AND topic = ?",
+                (CLEAN_SALES_LEADS,),
+            ).scalar_one()
+            rows = conn.exec_driver_sql(
+                "SELECT reasons, quarantined_at FROM quarantine_records ORDER BY event_id = 'orm'"
+            ).all()
+        assert leads[0] == leads[1]
+        assert leads[0][1] == audit_time == "2024-03-01 08:00:00.000120"
+        assert rows[0] == rows[1]
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("leads", [2, 2 * POSTGRES_ROWS_INSERTED], ids=["insert", "copy"])
+def test_a_value_the_database_refuses_raises_its_error_and_writes_nothing(
+    store: ProjectionStore, engine: Engine, db_url: str, leads: int
+) -> None:
+    """PostgreSQL refuses NUL in text; through COPY as through INSERT the error must be
+    SQLAlchemy's DataError (the worker quarantines on it) without the value in its text, the
+    batch must leave nothing behind, and the same connection must take the next batch."""
+    if db_url.startswith("sqlite"):
+        pytest.skip("SQLite stores NUL characters")
+    events = [lead_event(i, 0, i % 2, i // 2) for i in range(leads)]
+    events[-1].value["company"] = "Acme\x00Corp"
+    with pytest.raises(DataError) as refused:
+        store.apply(events)
+    assert "Acme" not in str(refused.value)
+    counts = store.counts()
+    assert (counts["leads"], counts["audit_entries"]) == (0, 0)
+    assert store.positions() == {}
+    assert store.apply(sample_events()).audited == 41
+    assert verify_chain(engine, KEY).ok
+
+
+def test_sqlite_connections_use_the_documented_settings(tmp_path: Path) -> None:
+    """WAL with synchronous=NORMAL (a commit survives a killed process; see projections.db
+    for the power-cut case), the 64 MiB page cache and the 10,000-page checkpoints."""
+    url = f"sqlite:///{tmp_path / 'settings.db'}"
+    migrate(url)
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            pragmas = {
+                name: conn.exec_driver_sql(f"PRAGMA {name}").scalar_one()
+                for name in (
+                    "journal_mode",
+                    "synchronous",
+                    "cache_size",
+                    "wal_autocheckpoint",
+                    "foreign_keys",
+                )
+            }
+    finally:
+        engine.dispose()
+    assert pragmas == {
+        "journal_mode": "wal",
+        "synchronous": 1,  # NORMAL
+        "cache_size": -64 * 1024,
+        "wal_autocheckpoint": 10_000,
+        "foreign_keys": 1,
+    }

@@ -3,6 +3,8 @@ databases (SQLite always, PostgreSQL when HUB_TEST_DATABASE_URL is set)."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -22,11 +24,13 @@ from prometheus_client import REGISTRY
 from sqlalchemy import Engine, func, inspect, select, text
 
 from hub.broker import ensure_topics, free_port
+from hub.errors import SchemaError
 from hub.events import EventMeta, deterministic_id
 from hub.serde import AvroCodec, load_schema_text, schema_path
 from hub.settings import REPO_ROOT, Settings
 from projections.audit import verify_chain
 from projections.db import make_engine
+from projections.decode import MessageDecoder
 from projections.models import AuditEntry, Lead
 from projections.store import ProjectionStore, ProjectionTopics
 from projections.worker import ProjectionWorker
@@ -393,3 +397,93 @@ def test_an_event_the_database_refuses_is_quarantined_and_the_partition_moves_on
         assert counts["quarantine_by_stage"] == {"projection": 1}
         assert counts["quarantine_by_rule"] == {"projection.refused": 1}
     assert verify_chain(engine, KEY.encode()).ok
+
+
+# -- decoding ---------------------------------------------------------------------------
+def _envelope(**changes: Any) -> list[tuple[str, bytes | str | None]]:
+    meta = EventMeta(
+        id="e-1",
+        source="test/decode",
+        type="crm.test.lead",
+        subject="L-001",
+        time=datetime(2024, 6, 1, 12, 30, 0, 250, tzinfo=UTC),
+        lineage={"hub_department": "sales", "hub_trace_id": "t-1", "hub_connector": ""},
+    )
+    return [(k, v) for k, v in meta.to_headers() if k not in changes] + list(changes.items())
+
+
+HEADER_CASES: dict[str, list[tuple[str, bytes | str | None]] | None] = {
+    "as produced": _envelope(),
+    "a repeated header: the last wins": [*_envelope(), ("ce_id", b"e-2")],
+    "a None value does not hide an earlier one": [*_envelope(), ("ce_subject", None)],
+    "str values": [(k, v.decode() if isinstance(v, bytes) else v) for k, v in _envelope()],
+    "no content-type and no subject": [
+        (k, v) for k, v in _envelope() if k not in ("content-type", "ce_subject")
+    ],
+    "no ce_type": [(k, v) for k, v in _envelope() if k != "ce_type"],
+    "no headers": None,
+    "a bad ce_time": _envelope(ce_time=b"yesterday"),
+    "a header that is not UTF-8": _envelope(hub_trace_id=b"\xff\xfe"),
+}
+
+
+@pytest.mark.parametrize("headers", list(HEADER_CASES.values()), ids=list(HEADER_CASES))
+def test_decoder_reads_headers_as_eventmeta_from_headers(
+    headers: list[tuple[str, bytes | str | None]] | None,
+) -> None:
+    decoder = MessageDecoder({})
+    expected = _outcome(EventMeta.from_headers, headers)
+    assert _outcome(decoder.event_meta, headers) == expected
+    assert _outcome(decoder.event_meta, headers) == expected  # ce_time cached: same value
+
+
+def _outcome(read: Callable[[Any], EventMeta], headers: Any) -> object:
+    """What ``read`` gives, or the class and text of what it raises."""
+    try:
+        return read(headers)
+    except Exception as exc:  # noqa: BLE001 - compared, not handled
+        return (type(exc), str(exc))
+
+
+def test_decoder_without_ce_time_stamps_now() -> None:
+    headers = [(k, v) for k, v in _envelope() if k != "ce_time"]
+    before = datetime.now(UTC)
+    meta = MessageDecoder({}).event_meta(headers)
+    assert before <= meta.time <= datetime.now(UTC)
+    assert meta == dataclasses.replace(EventMeta.from_headers(headers), time=meta.time)
+
+
+def test_decoder_reads_values_as_the_codec_does(
+    unique: str, registry: SchemaRegistryClient
+) -> None:
+    """Values whose writer schema is the reader schema skip resolution; others (an older
+    writer schema, garbage, an unknown id) take the codec's path: same values, same
+    errors."""
+    topic = f"t.decode.{unique}"
+    lead_schema = load_schema_text(schema_path(SCHEMAS, "sales/Lead"))
+    codec = AvroCodec(registry, topic, lead_schema)
+    older = json.loads(lead_schema)
+    older["fields"] = [f for f in older["fields"] if f["name"] not in ("notes", "owner")]
+    old_codec = AvroCodec(registry, f"{topic}.v0", json.dumps(older))
+    value = {
+        "lead_id": "L-1",
+        "first_name": "Zoë",
+        "company": "Acme",
+        "created_on": date(2024, 1, 31),
+        "owner": "rep",
+    }
+    current = codec.encode(value)
+    old = old_codec.encode({k: v for k, v in value.items() if k != "owner"})
+    decoder = MessageDecoder({topic: AvroCodec(registry, topic, lead_schema)})
+    for _ in range(2):  # first through the codec, then the direct path
+        assert decoder.value(topic, current) == codec.decode(current)
+        assert decoder.value(topic, old) == codec.decode(old)
+    assert decoder.value(topic, current)["owner"] == "rep"
+    assert decoder.value(topic, old)["owner"] is None  # the reader's default
+    unknown = current[:1] + (2**31 - 1).to_bytes(4, "big") + current[5:]
+    for raw in (current[:-3], old[:-3], b"not avro", b"\x00\x00", None, unknown):
+        with pytest.raises(SchemaError) as expected:
+            codec.decode(raw)
+        with pytest.raises(SchemaError) as got:
+            decoder.value(topic, raw)
+        assert got.value.message == expected.value.message

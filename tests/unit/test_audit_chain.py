@@ -15,9 +15,13 @@ from projections.audit import (
     ENCODING_TAG,
     GENESIS_HASH,
     AuditLink,
+    LinkSigner,
     canonical_encoding,
     canonical_time,
     chain,
+    chain_prefix,
+    encode_link,
+    hash_link,
     link_hash,
     sign,
     signature_ok,
@@ -137,3 +141,47 @@ def test_changing_an_early_link_changes_every_later_hash() -> None:
     tampered = chain(links, KEY)
     assert tampered[0].hash == original[0].hash
     assert all(t.hash != o.hash for t, o in zip(tampered[1:], original[1:], strict=True))
+
+
+@pytest.mark.parametrize(
+    "key",
+    [b"k", KEY, b"x" * 64, b"y" * 65, bytes(range(256)) * 2],
+    ids=["1 byte", "typical", "one block", "over a block", "512 bytes"],
+)
+def test_link_signer_is_hmac_sha256(key: bytes) -> None:
+    signer = LinkSigner(key)
+    for prev in (GENESIS_HASH, "1" * 64):
+        h = link_hash(prev, LINK)
+        assert signer.sign(h) == sign(key, h) == hmac.new(key, h.encode(), "sha256").hexdigest()
+
+
+def test_link_signer_refuses_an_empty_key() -> None:
+    with pytest.raises(ValueError, match="must not be empty"):
+        LinkSigner(b"")
+
+
+def test_hash_link_from_parts_is_link_hash() -> None:
+    """The store hashes from parts (a chain's topic and partition encoded once)."""
+    prefix = chain_prefix(LINK.topic, LINK.partition)
+    parts = (
+        LINK.offset,
+        LINK.event_id,
+        LINK.event_type,
+        LINK.subject,
+        canonical_time(LINK.event_time),
+        LINK.payload_digest,
+    )
+    for prev in (GENESIS_HASH, link_hash(GENESIS_HASH, LINK)):
+        assert encode_link(prev, prefix, *parts) == canonical_encoding(prev, LINK)
+        assert hash_link(prev, prefix, *parts) == link_hash(prev, LINK)
+    unicode = dataclasses.replace(LINK, subject="Zoë-Łukasz-東京")
+    assert hash_link(
+        GENESIS_HASH,
+        prefix,
+        unicode.offset,
+        unicode.event_id,
+        unicode.event_type,
+        unicode.subject,
+        canonical_time(unicode.event_time),
+        unicode.payload_digest,
+    ) == link_hash(GENESIS_HASH, unicode)
