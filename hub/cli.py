@@ -13,6 +13,7 @@ from rich.console import Console
 from hub.connect_cli import app as connectors_app
 from hub.dlp.cli import app as dlp_app
 from hub.errors import HubError
+from hub.quarantine_cli import app as quarantine_app
 from hub.settings import Settings, load_settings
 
 app = typer.Typer(
@@ -25,6 +26,7 @@ audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=
 app.add_typer(audit_app, name="audit")
 app.add_typer(dlp_app, name="dlp")
 app.add_typer(connectors_app, name="connectors")
+app.add_typer(quarantine_app, name="quarantine")
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)  # one line, however narrow

@@ -120,8 +120,13 @@ class AvroCodec:
         return writer
 
 
+#: Seconds a registry request may take (the client's default is no limit: a registry that
+#: accepts the connection and never answers would hang the caller for good).
+REGISTRY_TIMEOUT = 10
+
+
 def registry_client(url: str) -> SchemaRegistryClient:
-    return SchemaRegistryClient({"url": url})
+    return SchemaRegistryClient({"url": url, "timeout": REGISTRY_TIMEOUT})
 
 
 def schema_path(schemas_dir: Path, name: str) -> Path:

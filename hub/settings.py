@@ -99,6 +99,26 @@ class Settings(BaseSettings):
     def effective_registry_url(self) -> str:
         return self.schema_registry_url or self.api_url
 
+    def of_running_hub(self) -> Settings:
+        """These settings, with the broker and the schema registry of the hub that `crmhub
+        up` runs on HUB_HOME where they are not set: what a command that talks to a running
+        hub (a re-drive, a scan of a topic) needs. The hub's own processes get them from
+        their supervisor instead."""
+        runtime = read_runtime(self.home)
+        if not runtime or (self.kafka_bootstrap and self.schema_registry_url):
+            return self
+        update: dict[str, Any] = {}
+        if not self.kafka_bootstrap and runtime.get("kafka_bootstrap"):
+            update["kafka_bootstrap"] = str(runtime["kafka_bootstrap"])
+        if not self.schema_registry_url and runtime.get("schema_registry_url"):
+            update["schema_registry_url"] = str(runtime["schema_registry_url"])
+        if not update:
+            return self
+        copy = self.model_copy(update=update)
+        for name in ("effective_registry_url", "api_url"):  # cached from the old values
+            copy.__dict__.pop(name, None)
+        return copy
+
     def require_bootstrap(self) -> str:
         if self.kafka_bootstrap:
             return self.kafka_bootstrap

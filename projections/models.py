@@ -109,6 +109,26 @@ class QuarantineReason(Base):
     field: Mapped[str | None] = mapped_column(Text)
 
 
+class QuarantineRedrive(Base):
+    """One row per re-drive of a quarantine record (``crmhub quarantine redrive``), from the
+    ``QuarantineRedriven`` events: who sent what where, and when. The quarantine row it
+    re-drove shows ``status = 'redriven'``."""
+
+    __tablename__ = "quarantine_redrives"
+
+    redrive_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    quarantine_id: Mapped[str] = mapped_column(Text, index=True)
+    quarantine_event_id: Mapped[str] = mapped_column(Text)
+    stage: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(Text)
+    attempt: Mapped[int] = mapped_column(Integer)
+    rule_id: Mapped[str | None] = mapped_column(Text)
+    requested_by: Mapped[str] = mapped_column(Text)
+    requested_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    event_id: Mapped[str] = mapped_column(Text, doc="The QuarantineRedriven event (audit trail)")
+
+
 class AuditEntry(Base):
     """Insert-only, hash-chained and signed record of every event consumed.
 

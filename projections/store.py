@@ -21,10 +21,17 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, Engine, Table, TextClause, func, select, text
 
 from hub.events import EventMeta, deterministic_id
-from hub.topics import CLEAN_SALES_LEADS, QUARANTINE
+from hub.topics import CLEAN_SALES_LEADS, QUARANTINE, QUARANTINE_REDRIVES
 from projections.audit import GENESIS_HASH, LinkSigner, canonical_time, chain_prefix, hash_link, utc
 from projections.bulk import OnConflict, Row, TableRows, writer_for
-from projections.models import AuditEntry, Lead, ProjectionOffset, QuarantineReason, QuarantineRow
+from projections.models import (
+    AuditEntry,
+    Lead,
+    ProjectionOffset,
+    QuarantineReason,
+    QuarantineRedrive,
+    QuarantineRow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +40,7 @@ LEADS: Table = Lead.__table__  # type: ignore[assignment]
 QROWS: Table = QuarantineRow.__table__  # type: ignore[assignment]
 QREASONS: Table = QuarantineReason.__table__  # type: ignore[assignment]
 OFFSETS: Table = ProjectionOffset.__table__  # type: ignore[assignment]
+REDRIVES: Table = QuarantineRedrive.__table__  # type: ignore[assignment]
 
 # Lead fields copied from the event value: text, then created_on (a date), then text.
 LEAD_TEXT_FIELDS = (
@@ -99,11 +107,25 @@ QUARANTINE_COLUMNS = (
     "offset",
 )
 REASON_COLUMNS = ("event_id", "position", "rule_id", "field")
+REDRIVE_FIELDS = (
+    "redrive_id",
+    "quarantine_id",
+    "quarantine_event_id",
+    "stage",
+    "action",
+    "target",
+    "attempt",
+    "rule_id",
+    "requested_by",
+)
+REDRIVE_COLUMNS = (*REDRIVE_FIELDS, "requested_at", "event_id")
 OFFSET_COLUMNS = ("projection", "topic", "partition", "next_offset")
 
 LEAD_CONFLICT = OnConflict(("lead_id",), LEAD_UPDATE, ("source_partition", "source_offset"))
 QUARANTINE_CONFLICT = OnConflict(("event_id",))
 REASON_CONFLICT = OnConflict(("event_id", "position"))
+REDRIVE_CONFLICT = OnConflict(("redrive_id",))
+REDRIVEN = "redriven"
 OFFSET_CONFLICT = OnConflict(
     ("projection", "topic", "partition"), ("next_offset",), ("next_offset",)
 )
@@ -115,6 +137,7 @@ class ProjectionTopics(NamedTuple):
 
     leads: str = CLEAN_SALES_LEADS
     quarantine: str = QUARANTINE
+    redrives: str = QUARANTINE_REDRIVES
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +186,7 @@ class ApplyResult:
     skipped: int = 0  # already audited (duplicate event id) or behind the chain head
     leads: int = 0
     quarantined: int = 0
+    redrives: int = 0
     undecodable: int = 0
     positions: dict[Position, int] = field(default_factory=dict)
     # (topic, outcome) -> count; outcome is applied, skipped or undecodable
@@ -211,7 +235,8 @@ class ProjectionStore:
             times = {t: (canonical_time(t), w.time(utc(t))) for t in {e.meta.time for e in fresh}}
             audit_rows, fresh = self._audit_rows(conn, fresh, times)
             lead_rows = self._lead_rows(fresh, times)
-            q_rows, reason_rows = self._quarantine_rows(fresh, undecodable)
+            redrive_rows = self._redrive_rows(fresh)
+            q_rows, reason_rows = self._quarantine_rows(conn, fresh, undecodable, redrive_rows)
             offset_rows = [(self.projection, t, p, n) for (t, p), n in sorted(positions.items())]
             w.write(
                 conn,
@@ -220,9 +245,18 @@ class ProjectionStore:
                     TableRows(LEADS, LEAD_COLUMNS, lead_rows, LEAD_CONFLICT),
                     TableRows(QROWS, QUARANTINE_COLUMNS, q_rows, QUARANTINE_CONFLICT),
                     TableRows(QREASONS, REASON_COLUMNS, reason_rows, REASON_CONFLICT),
+                    TableRows(REDRIVES, REDRIVE_COLUMNS, redrive_rows, REDRIVE_CONFLICT),
                     TableRows(OFFSETS, OFFSET_COLUMNS, offset_rows, OFFSET_CONFLICT),
                 ),
             )
+            if redrive_rows:
+                # A quarantine row already in the read model: re-driven now. (One that
+                # arrives later is written re-driven: _quarantine_rows.)
+                conn.execute(
+                    QROWS.update()
+                    .where(QROWS.c.quarantine_id.in_(sorted({r[1] for r in redrive_rows})))
+                    .values(status=REDRIVEN)
+                )
         outcomes: dict[tuple[str, str], int] = {}
         applied_ids = {id(e) for e in fresh}
         for item in items:
@@ -237,6 +271,7 @@ class ProjectionStore:
             skipped=len(events) - len(fresh),
             leads=len(lead_rows),
             quarantined=sum(1 for e in fresh if e.topic == self.topics.quarantine),
+            redrives=len(redrive_rows),
             undecodable=len(undecodable),
             positions=positions,
             outcomes=outcomes,
@@ -366,15 +401,33 @@ class ProjectionStore:
             )
         return list(latest.values())
 
+    def _redrive_rows(self, fresh: list[ConsumedEvent]) -> list[Row]:
+        w = self._writer
+        return [
+            (*map(e.value.get, REDRIVE_FIELDS), w.time(utc(e.value["requested_at"])), e.meta.id)
+            for e in fresh
+            if e.topic == self.topics.redrives
+        ]
+
     def _quarantine_rows(
-        self, fresh: list[ConsumedEvent], undecodable: list[UndecodableEvent]
+        self,
+        conn: Connection,
+        fresh: list[ConsumedEvent],
+        undecodable: list[UndecodableEvent],
+        redrive_rows: list[Row],
     ) -> tuple[list[Row], list[Row]]:
+        """Quarantine rows and their reasons. A row whose re-drive the projection has
+        already seen (topics are consumed at their own pace, and a replay into an empty
+        database may meet the re-drive first) is written re-driven."""
         w = self._writer
         rows: list[Row] = []
         reasons: list[Row] = []
-        for e in fresh:
-            if e.topic != self.topics.quarantine:
-                continue
+        records = [e for e in fresh if e.topic == self.topics.quarantine]
+        redriven = {r[1] for r in redrive_rows}
+        ids = [str(e.value["quarantine_id"]) for e in records if e.value["quarantine_id"]]
+        if ids:
+            redriven |= self._writer.existing(conn, REDRIVES, "quarantine_id", ids)
+        for e in records:
             v = e.value
             reason_list = [
                 {"rule_id": r["rule_id"], "field": r.get("field"), "message": r["message"]}
@@ -386,7 +439,7 @@ class ProjectionStore:
                     *map(v.get, QUARANTINE_FIELDS),
                     w.json(reason_list),
                     w.time(utc(v.get("quarantined_at") or e.meta.time)),
-                    "open",
+                    REDRIVEN if v.get("quarantine_id") in redriven else "open",
                     e.topic,
                     e.partition,
                     e.offset,

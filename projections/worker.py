@@ -1,5 +1,5 @@
-"""The projection worker: consumes the clean leads and quarantine topics with
-confluent-kafka and applies each batch to the read model and audit trail.
+"""The projection worker: consumes the clean leads, quarantine and quarantine re-drive
+topics with confluent-kafka and applies each batch to the read model and audit trail.
 
 Positions live in the database, written in the same transaction as the rows; on every
 partition assignment the consumer seeks to them (or to the beginning). Committing offsets to
@@ -39,9 +39,11 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from prometheus_client import Counter, start_http_server
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
 
+from hub.broker import ensure_topics
 from hub.errors import ConfigError, HubError
 from hub.serde import AvroCodec, load_schema_text, registry_client, schema_path
 from hub.settings import Settings, load_settings
+from hub.topics import DEFAULT_PARTITIONS, TOPIC_SPECS
 from projections.db import make_engine, migrate
 from projections.decode import MessageDecoder
 from projections.store import (
@@ -93,7 +95,8 @@ def describe_error(exc: BaseException) -> str:
 
 
 class ProjectionWorker:
-    """Consumes ``topics`` (leads topic, quarantine topic) into the projection store."""
+    """Consumes ``topics`` (leads, quarantine and re-drives topics) into the projection
+    store."""
 
     def __init__(
         self,
@@ -131,6 +134,11 @@ class ProjectionWorker:
                 self.topics.quarantine,
                 load_schema_text(schema_path(settings.schemas_dir, "common/QuarantineRecord")),
             ),
+            self.topics.redrives: AvroCodec(
+                reg,
+                self.topics.redrives,
+                load_schema_text(schema_path(settings.schemas_dir, "common/QuarantineRedriven")),
+            ),
         }
         self.decoder = MessageDecoder(self.codecs)
         self.stats = WorkerStats()
@@ -157,6 +165,7 @@ class ProjectionWorker:
         release the GIL), so the two overlap. The queue holds at most two decoded batches;
         positions are stored with each batch's rows, so a batch decoded but not written
         when the worker stops is simply read again next time."""
+        self._ensure_topics()
         consumer = Consumer(self.consumer_config())
         consumer.subscribe(list(self.topics), on_assign=self._on_assign)
         log.info("projection worker consuming %s as %s", ", ".join(self.topics), self.group_id)
@@ -190,6 +199,17 @@ class ProjectionWorker:
             if self._owned_registry is not None:
                 self._owned_registry.close()
             log.info("projection worker stopped")
+
+    def _ensure_topics(self) -> None:
+        """Create a missing topic of the projection (the re-drives topic exists only once a
+        first re-drive ran on a hub set up by an older version): subscribed to an absent
+        topic, the consumer would report it as an error on every poll."""
+        specs = {t: TOPIC_SPECS.get(t, (DEFAULT_PARTITIONS, {})) for t in self.topics}
+        try:
+            ensure_topics(self.settings.require_bootstrap(), specs)
+        except (HubError, KafkaException) as exc:  # consuming reports the broker's state
+            reason = exc.message if isinstance(exc, HubError) else exc.__class__.__name__
+            log.warning("cannot create the projection's topics: %s", reason)
 
     def _read(
         self,

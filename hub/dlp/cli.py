@@ -65,7 +65,7 @@ def _topic_records(topic: str) -> Iterator[tuple[int | str, dict[str, Any] | str
     from hub.serde import parse, registry_client
     from hub.settings import load_settings
 
-    settings = load_settings()
+    settings = load_settings().of_running_hub()
     registry = registry_client(settings.effective_registry_url)
     writers: dict[int, Any] = {}
     for msg in read_until_quiet(settings.require_bootstrap(), topic, group="crmhub-dlp-scan"):

@@ -18,6 +18,7 @@ next batch starts a new child.
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import logging
 import multiprocessing
 import os
@@ -158,6 +159,9 @@ def _init_child(recipe: StageRecipe) -> None:
     # group must not kill a batch halfway; the parent drains and then stops the pool.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # `kill -USR1` prints every thread's stack (code locations, never values) to stderr,
+    # as the Faust worker that owns this process does with its tasks.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     _exit_with_parent()
     try:
         stage = recipe.factory(**recipe.kwargs)

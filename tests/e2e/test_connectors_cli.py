@@ -138,3 +138,77 @@ def test_apply_is_idempotent_and_status_shows_running(stack: Stack) -> None:
 
     runtime = json.loads((stack.home / "runtime.json").read_text())
     assert runtime["api_url"] == stack.api_url
+
+
+def test_a_steward_lists_shows_and_redrives_quarantined_records(stack: Stack) -> None:
+    """The data steward's loop on a running hub: a row the validation stage stops is listed
+    by rule and shown with its reason (never its value); re-driven, the original event goes
+    through the processor again under today's policy. Still invalid, it is stopped again as
+    a NEW quarantine record naming the re-driven event, while the first shows `redriven`;
+    the re-drive itself is in the audit trail, which still verifies."""
+    home = str(stack.home)
+    drop = stack.home / "drop"
+    drop.mkdir(exist_ok=True)
+    (drop / "steward.csv").write_text(
+        "Lead ID,First Name,Last Name,Email,Phone,Company,Country\n"
+        "S-1,Ada,Lovelace,ada@example.com,(415) 555-0100,Analytical Engines,US\n"
+        "S-2,Bad,Address,bad.address-at-example.com,(415) 555-0101,Acme,US\n",
+        encoding="utf-8",
+    )
+
+    def listed(*args: str) -> list[list[str]]:
+        out = crmhub(
+            "quarantine", "list", "--rule", "sales.email.format", *args,
+            cwd=stack.cwd, HUB_HOME=home, COLUMNS="250",
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        return [
+            [cell.strip() for cell in line.split("│")[1:-1]]
+            for line in out.stdout.splitlines()
+            if line.startswith("│") and "steward" not in line
+        ]
+
+    deadline = time.monotonic() + 60
+    while not (rows := listed()):
+        assert time.monotonic() < deadline, "the invalid row never reached the quarantine"
+        time.sleep(0.5)
+    [[short_id, stage, connector, _entity, rules, source, status, redrives]] = rows
+    assert (stage, connector, rules, status, redrives) == (
+        "validation",
+        "sales-leads",
+        "sales.email.format",
+        "open",
+        "0",
+    )
+    assert source.startswith("crm.raw.sales.leads.v1:")
+
+    shown = crmhub("quarantine", "show", short_id, cwd=stack.cwd, HUB_HOME=home)
+    assert shown.returncode == 0, shown.stderr
+    assert "sales.email.format [email]" in shown.stdout
+    assert "bad.address" not in shown.stdout + shown.stderr  # the reason, never the value
+
+    redriven = crmhub(
+        "quarantine", "redrive", "--rule", "sales.email.format", cwd=stack.cwd, HUB_HOME=home
+    )
+    assert redriven.returncode == 0, redriven.stdout + redriven.stderr
+    assert f"{short_id}: republished crm.raw.sales.leads.v1:" in redriven.stdout
+
+    deadline = time.monotonic() + 60
+    while len(rows := listed("--status", "all")) < 2:
+        assert time.monotonic() < deadline, f"no second quarantine record: {rows}"
+        time.sleep(0.5)
+    by_id = {row[0]: row for row in rows}
+    assert (by_id[short_id][6], by_id[short_id][7]) == ("redriven", "1")
+    [again] = [row for row in rows if row[0] != short_id]
+    assert (again[6], again[7]) == ("open", "0")
+    assert again[5] != source  # the re-driven copy, at its own offset
+    assert again[5] in redriven.stdout
+
+    nothing = crmhub(
+        "quarantine", "redrive", short_id, cwd=stack.cwd, HUB_HOME=home
+    )  # already re-driven: not open any more
+    assert nothing.returncode == 0
+    assert "nothing to re-drive" in nothing.stdout
+
+    verified = crmhub("audit", "verify", cwd=stack.cwd, HUB_HOME=home, COLUMNS="200")
+    assert verified.returncode == 0, verified.stdout + verified.stderr

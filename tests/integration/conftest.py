@@ -4,6 +4,7 @@ processor (the Faust app) in a subprocess, plus small helpers to read topics who
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -13,11 +14,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import uvicorn
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from fastapi import FastAPI
 
@@ -101,11 +103,34 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> int:
     return proc.returncode
 
 
+@dataclass(frozen=True)
+class RunningProcessor:
+    log: Path
+    pid: int
+
+    def dump_stacks(self) -> str:
+        """Ask the processor (mode's SIGUSR1: every thread and asyncio task) and its stage
+        process (faulthandler) for their stacks; the tail of the log with them."""
+        for pid in [self.pid, *child_pids(self.pid)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGUSR1)
+        time.sleep(2)
+        return self.log.read_text(errors="replace")[-12000:]
+
+
+def child_pids(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
 @contextmanager
-def running_processor(bootstrap: str, registry_url: str, home: Path) -> Iterator[Path]:
+def running_processor(bootstrap: str, registry_url: str, home: Path) -> Iterator[RunningProcessor]:
     """The real processor (``python -m hub.cli worker processor``: the Faust app) as a
-    subprocess on ``bootstrap`` and ``registry_url``; yields its log file. Stopped with
-    SIGTERM on exit, which must end it with code 0. The embedded broker delays its group
+    subprocess on ``bootstrap`` and ``registry_url``; yields its log file and pid. Stopped
+    with SIGTERM on exit, which must end it with code 0. The embedded broker delays its group
     join by half the session timeout (3 s with the 6 s default): allow ~10 s to start."""
     home.mkdir(parents=True, exist_ok=True)
     log_path = home / "processor.log"
@@ -119,7 +144,7 @@ def running_processor(bootstrap: str, registry_url: str, home: Path) -> Iterator
             stdin=subprocess.DEVNULL,
         )
     try:
-        yield log_path
+        yield RunningProcessor(log_path, proc.pid)
         assert proc.poll() is None, log_path.read_text(errors="replace")[-3000:]
     finally:
         code = stop_process(proc)
@@ -139,14 +164,17 @@ def read_topic(
     bootstrap: str, topic: str, *, expect: int | None = None, idle: float = 1.0
 ) -> list[Message]:
     """Every message of ``topic`` (assign from the beginning, no group join). Reads until
-    the topic has been quiet for ``idle`` seconds (tansu's watermarks can lag the log, so
-    they are not used as counts); with ``expect``, until that many arrived and then quiet
-    for a short while (anything extra still shows up)."""
+    every partition has reported its end once and the topic has then been quiet for
+    ``idle`` seconds (tansu's watermarks can lag the log, so they are not used as counts,
+    and on a loaded machine the first fetch can take longer than ``idle``: the quiet clock
+    starts only at the end of every partition); with ``expect``, until that many arrived
+    and then quiet for a short while (anything extra still shows up)."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
             "group.id": f"it-read-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False,
+            "enable.partition.eof": True,
         }
     )
     out: list[Message] = []
@@ -154,14 +182,22 @@ def read_topic(
         md = consumer.list_topics(topic, timeout=10)
         parts = md.topics[topic].partitions
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
+        at_end: set[int] = set()
         deadline = time.monotonic() + 60
         quiet_since = time.monotonic()
         while time.monotonic() < deadline:
             batch = consumer.consume(10_000, 0.1)
             now = time.monotonic()
-            if batch:
+            for m in batch:
+                err = m.error()
+                if err is None:
+                    out.append(m)
+                    quiet_since = now
+                elif err.code() == KafkaError._PARTITION_EOF:
+                    at_end.add(m.partition())  # type: ignore[arg-type]
+            if len(at_end) < len(parts):
                 quiet_since = now
-            out.extend(m for m in batch if m.error() is None)
+                continue
             enough = expect is None or len(out) >= expect
             if enough and now - quiet_since >= (idle if expect is None else 0.3):
                 break

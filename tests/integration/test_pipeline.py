@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from sqlalchemy import Engine, func, select
 
@@ -24,12 +25,14 @@ from hub import topics
 from hub.broker import EmbeddedBroker, ensure_topics
 from hub.connect_offsets import OffsetStore
 from hub.policies import load_validation_policy
+from hub.processors.app import APP_ID
 from hub.settings import REPO_ROOT, Settings
 from projections.audit import verify_chain
 from projections.db import make_engine
 from projections.models import AuditEntry, Lead, QuarantineReason, QuarantineRow
 from projections.worker import ProjectionWorker
 from tests.integration.conftest import (
+    RunningProcessor,
     headers_of,
     read_topic,
     running_processor,
@@ -65,7 +68,7 @@ class Stack:
     bootstrap: str
     registry_url: str
     home: Path
-    processor_log: Path
+    processor: RunningProcessor
 
 
 @pytest.fixture(scope="module")
@@ -76,9 +79,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         ensure_topics(broker.bootstrap)
         with (
             running_registry(broker.bootstrap, topics.SCHEMAS) as url,
-            running_processor(broker.bootstrap, url, home / "processor") as log_path,
+            running_processor(broker.bootstrap, url, home / "processor") as processor,
         ):
-            yield Stack(broker.bootstrap, url, home, log_path)
+            yield Stack(broker.bootstrap, url, home, processor)
 
 
 def import_file(stack: Stack, name: str, text: str) -> None:
@@ -100,8 +103,29 @@ def import_file(stack: Stack, name: str, text: str) -> None:
         wait_for(processed, timeout=90, interval=0.5)
     except AssertionError as exc:
         seen = len(topic_event_ids(stack.bootstrap, idle=0.3))
-        tail = stack.processor_log.read_text(errors="replace")[-4000:]
-        raise AssertionError(f"{exc}: {seen} of {rows_read} rows processed\n{tail}") from None
+        tail = stack.processor.dump_stacks()
+        raise AssertionError(
+            f"{exc}: {seen} of {rows_read} rows processed; "
+            f"raw topic (committed by the processor, end): {progress(stack.bootstrap)}\n{tail}"
+        ) from None
+
+
+def progress(bootstrap: str) -> dict[int, tuple[int, int]]:
+    """Per raw partition: the processor group's committed offset and the log end offset."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": APP_ID})
+    try:
+        parts = consumer.list_topics(topics.RAW_SALES_LEADS, timeout=10)
+        tps = [
+            TopicPartition(topics.RAW_SALES_LEADS, p)
+            for p in parts.topics[topics.RAW_SALES_LEADS].partitions
+        ]
+        committed = consumer.committed(tps, timeout=10)
+        return {
+            tp.partition: (tp.offset, consumer.get_watermark_offsets(tp, timeout=10)[1])
+            for tp in committed
+        }
+    finally:
+        consumer.close()
 
 
 def topic_event_ids(bootstrap: str, idle: float = 1.0) -> set[str]:

@@ -31,7 +31,7 @@ from hub.settings import REPO_ROOT, Settings
 from projections.audit import verify_chain
 from projections.db import make_engine
 from projections.decode import MessageDecoder
-from projections.models import AuditEntry, Lead
+from projections.models import AuditEntry, Lead, QuarantineRedrive, QuarantineRow
 from projections.store import ProjectionStore, ProjectionTopics
 from projections.worker import ProjectionWorker
 from tests.integration.test_projection_store import BACKENDS, fresh_database
@@ -62,8 +62,17 @@ class Feed:
 
     def __init__(self, bootstrap: str, unique: str, registry: SchemaRegistryClient) -> None:
         self.unique = unique
-        self.topics = ProjectionTopics(f"t.leads.{unique}", f"t.quarantine.{unique}")
-        ensure_topics(bootstrap, {self.topics.leads: (3, {}), self.topics.quarantine: (2, {})})
+        self.topics = ProjectionTopics(
+            f"t.leads.{unique}", f"t.quarantine.{unique}", f"t.redrives.{unique}"
+        )
+        ensure_topics(
+            bootstrap,
+            {
+                self.topics.leads: (3, {}),
+                self.topics.quarantine: (2, {}),
+                self.topics.redrives: (2, {}),
+            },
+        )
         self.leads = AvroCodec(
             registry, self.topics.leads, load_schema_text(schema_path(SCHEMAS, "sales/Lead"))
         )
@@ -71,6 +80,11 @@ class Feed:
             registry,
             self.topics.quarantine,
             load_schema_text(schema_path(SCHEMAS, "common/QuarantineRecord")),
+        )
+        self.redrives = AvroCodec(
+            registry,
+            self.topics.redrives,
+            load_schema_text(schema_path(SCHEMAS, "common/QuarantineRedriven")),
         )
         self.producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
         self.sent = 0
@@ -116,6 +130,28 @@ class Feed:
         key = f"L-{n:03d}"
         self._send(
             self.topics.quarantine, key, self.quarantine.encode(value), self.meta("q", key, str(n))
+        )
+
+    def redriven(self, n: int, attempt: int = 1) -> None:
+        quarantine_id = f"Q-{self.unique}-{n}"
+        redrive_id = deterministic_id("redrive", quarantine_id, str(attempt))
+        value = {
+            "redrive_id": redrive_id,
+            "quarantine_id": quarantine_id,
+            "quarantine_event_id": self.meta("q", f"L-{n:03d}", str(n)).id,
+            "stage": "validation",
+            "action": "republished",
+            "target": f"{self.topics.leads}:0:{n}",
+            "attempt": attempt,
+            "rule_id": "email.syntax",
+            "requested_by": "steward",
+            "requested_at": datetime(2024, 6, 2, tzinfo=UTC),
+        }
+        self._send(
+            self.topics.redrives,
+            quarantine_id,
+            self.redrives.encode(value),
+            self.meta("redrive", quarantine_id, str(attempt)),
         )
 
     def garbage(self, key: str, *, headers: bool) -> None:
@@ -349,7 +385,7 @@ def _run_worker_process(kafka_bootstrap: str, db_url: str, engine: Engine, tmp_p
 
         wait_for(metrics_up, timeout=30)
         with engine.connect() as conn:
-            assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0001"
+            assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0002"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
     finally:
@@ -487,3 +523,81 @@ def test_decoder_reads_values_as_the_codec_does(
         with pytest.raises(SchemaError) as got:
             decoder.value(topic, raw)
         assert got.value.message == expected.value.message
+
+
+def test_a_redrive_marks_its_quarantine_row_redriven_whichever_arrives_first(
+    kafka_bootstrap: str,
+    unique: str,
+    db_url: str,
+    engine: Engine,
+    tmp_path: Path,
+    registry: SchemaRegistryClient,
+) -> None:
+    """`crmhub quarantine redrive` records a QuarantineRedriven event; the projection keeps
+    one row per re-drive, audits it like any event, and marks the quarantine row re-driven.
+    Topics are consumed at their own pace: a re-drive seen before its quarantine record (a
+    replay into an empty database) still leaves the row re-driven."""
+    feed = Feed(kafka_bootstrap, unique, registry)
+    feed.quarantined(1)
+    feed.quarantined(2)
+    feed.quarantined(3)
+    feed.redriven(1)
+    feed.redriven(1, attempt=2)
+    feed.redriven(4)  # its quarantine record comes later
+    feed.flush()
+    settings = Settings(
+        home=tmp_path / "home", kafka_bootstrap=kafka_bootstrap, database_url=db_url, audit_key=KEY
+    )
+
+    def worker() -> ProjectionWorker:
+        return ProjectionWorker(
+            settings, topics=feed.topics, group_id=f"projections-{unique}", registry=registry
+        )
+
+    first = worker()
+    run_worker(first, lambda: audit_count(engine) == 6)
+
+    def rows() -> dict[str, tuple[str, int]]:
+        with engine.connect() as conn:
+            status = {
+                r.quarantine_id: r.status
+                for r in conn.execute(select(QuarantineRow.quarantine_id, QuarantineRow.status))
+            }
+            n = {
+                r.quarantine_id: r.n
+                for r in conn.execute(
+                    select(QuarantineRedrive.quarantine_id, func.count().label("n")).group_by(
+                        QuarantineRedrive.quarantine_id
+                    )
+                )
+            }
+        return {q: (s, n.get(q, 0)) for q, s in status.items()}
+
+    q = f"Q-{unique}"
+    assert rows() == {f"{q}-1": ("redriven", 2), f"{q}-2": ("open", 0), f"{q}-3": ("open", 0)}
+    with engine.connect() as conn:
+        redrive = conn.execute(
+            select(QuarantineRedrive).where(QuarantineRedrive.attempt == 2)
+        ).one()
+        audited = set(conn.scalars(select(AuditEntry.event_type)))
+    assert (redrive.quarantine_id, redrive.action, redrive.requested_by) == (
+        f"{q}-1",
+        "republished",
+        "steward",
+    )
+    assert redrive.requested_at == datetime(2024, 6, 2, tzinfo=UTC).replace(
+        tzinfo=redrive.requested_at.tzinfo
+    )
+    assert audited == {"crm.test.q", "crm.test.redrive"}
+
+    feed.quarantined(4)
+    feed.redriven(2)
+    feed.flush()
+    run_worker(worker(), lambda: audit_count(engine) == 8)
+    assert rows() == {
+        f"{q}-1": ("redriven", 2),
+        f"{q}-2": ("redriven", 1),
+        f"{q}-3": ("open", 0),
+        f"{q}-4": ("redriven", 1),
+    }
+    assert verify_chain(engine, KEY.encode()).ok

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,22 @@ def test_generated_keys_are_stable_and_private(tmp_path: Path) -> None:
     assert key == load_settings(home=tmp_path).dlp_master_key()
     assert len(key) == 64
     assert (tmp_path / "dlp.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_command_for_a_running_hub_takes_its_broker_and_registry_from_runtime_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("HUB_KAFKA_BOOTSTRAP", "HUB_SCHEMA_REGISTRY_URL"):
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings(home=tmp_path)
+    assert settings.effective_registry_url == "http://127.0.0.1:8083"  # computed (cached)
+    assert settings.of_running_hub() is settings  # no hub running: unchanged
+    (tmp_path / "runtime.json").write_text(
+        json.dumps({"kafka_bootstrap": "127.0.0.1:40001", "schema_registry_url": "http://x:9"})
+    )
+    running = settings.of_running_hub()
+    assert running.require_bootstrap() == "127.0.0.1:40001"
+    assert running.effective_registry_url == "http://x:9"
+    explicit = load_settings(home=tmp_path, schema_registry_url="http://mine:1").of_running_hub()
+    assert explicit.effective_registry_url == "http://mine:1"  # a setting beats the file
+    assert explicit.require_bootstrap() == "127.0.0.1:40001"
