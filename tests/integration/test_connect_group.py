@@ -48,8 +48,11 @@ pytestmark = pytest.mark.integration
 MAPPING = REPO_ROOT / "connectors" / "spreadsheet" / "mappings" / "sales_leads.yaml"
 HEADER = ["Lead ID", "First Name", "Last Name", "Email", "Phone", "Company", "Country"]
 CONNECTORS = ("emea", "apac", "amer", "partners")
-FILES_PER_CONNECTOR = 2
-ROWS_PER_FILE = 12_000
+# A kill lands "mid-read" when some file of the victim is done and not all: four files of
+# 3,000 rows give a window of three files (as long as the second of two 12,000-row files
+# did) for half the rows to process.
+FILES_PER_CONNECTOR = 4
+ROWS_PER_FILE = 3_000
 KEY = "group-audit-key"
 
 

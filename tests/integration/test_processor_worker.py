@@ -158,7 +158,7 @@ def test_order_per_key_holds_and_sigterm_stops_everything(stack: Stack) -> None:
 
 
 def test_sigkill_in_the_middle_loses_nothing_and_leaves_no_process(stack: Stack) -> None:
-    rows = 20_000  # the kill comes at the first output, ~150 rows in
+    rows = 10_000  # the kill comes at the first output, ~150 rows in
     publish(stack, "killed", rows)
     log = stack.home / "killed.log"
     before = output_ends(stack)

@@ -172,6 +172,17 @@ class Feed:
         assert self.producer.flush(15) == 0
 
 
+def worker_settings(tmp_path: Path, bootstrap: str, db_url: str) -> Settings:
+    # A short session: the broker delays every group join by half of it.
+    return Settings(
+        home=tmp_path / "home",
+        kafka_bootstrap=bootstrap,
+        database_url=db_url,
+        audit_key=KEY,
+        consumer_session_timeout_ms=2000,
+    )
+
+
 def ce_headers(meta: EventMeta) -> list[tuple[str, str | bytes | None]]:
     return list(meta.to_headers())
 
@@ -226,9 +237,7 @@ def test_worker_applies_exactly_once_and_resumes_from_stored_offsets(
     feed.garbage("L-001", headers=False)  # no CloudEvents headers
     feed.flush()
 
-    settings = Settings(
-        home=tmp_path / "home", kafka_bootstrap=kafka_bootstrap, database_url=db_url, audit_key=KEY
-    )
+    settings = worker_settings(tmp_path, kafka_bootstrap, db_url)
     store = ProjectionStore(engine, audit_key=KEY.encode(), topics=feed.topics)
 
     def make_worker(group: str) -> ProjectionWorker:
@@ -304,9 +313,7 @@ def test_worker_retries_a_batch_until_the_database_takes_it(
     for lead in range(5):
         feed.lead(lead, 0)
     feed.flush()
-    settings = Settings(
-        home=tmp_path / "home", kafka_bootstrap=kafka_bootstrap, database_url=db_url, audit_key=KEY
-    )
+    settings = worker_settings(tmp_path, kafka_bootstrap, db_url)
     worker = ProjectionWorker(
         settings,
         topics=feed.topics,
@@ -411,9 +418,7 @@ def test_an_event_the_database_refuses_is_quarantined_and_the_partition_moves_on
     for lead in range(6):
         feed.lead(lead, 0, company="Acme\x00Corp" if lead == 3 else None)
     feed.flush()
-    settings = Settings(
-        home=tmp_path / "home", kafka_bootstrap=kafka_bootstrap, database_url=db_url, audit_key=KEY
-    )
+    settings = worker_settings(tmp_path, kafka_bootstrap, db_url)
     store = ProjectionStore(engine, audit_key=KEY.encode(), topics=feed.topics)
     worker = ProjectionWorker(
         settings, topics=feed.topics, group_id=f"projections-{unique}", registry=registry
@@ -545,9 +550,7 @@ def test_a_redrive_marks_its_quarantine_row_redriven_whichever_arrives_first(
     feed.redriven(1, attempt=2)
     feed.redriven(4)  # its quarantine record comes later
     feed.flush()
-    settings = Settings(
-        home=tmp_path / "home", kafka_bootstrap=kafka_bootstrap, database_url=db_url, audit_key=KEY
-    )
+    settings = worker_settings(tmp_path, kafka_bootstrap, db_url)
 
     def worker() -> ProjectionWorker:
         return ProjectionWorker(
