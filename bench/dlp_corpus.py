@@ -5,7 +5,8 @@ records of four kinds, mixed as a hub sees them:
 
 - ``contact``: a structured record — ``name``, ``email``, ``phone``, ``company``,
   ``order_id`` … and, for some, ``ssn``, ``iban``, ``card_number``, ``dob``,
-  ``routing_number``, ``nhs_number``, ``bsn``, ``client_ip`` and a short ``notes`` field;
+  ``routing_number``, ``nhs_number``, ``bsn``, ``client_ip``, ``codice_fiscale``,
+  ``driver_license`` and a short ``notes`` field;
 - ``ticket``, ``hr_note``, ``sales_note``: free text (support-ticket comments, HR onboarding
   notes, sales-call notes) in the field ``notes``, with sensitive values embedded in
   sentences that carry the words people write around them.
@@ -24,8 +25,9 @@ for free-text records (their one text has no field name to give context). Entity
 the hub's (``EMAIL_ADDRESS``, ``PHONE_NUMBER``, ``CREDIT_CARD``, ``IBAN_CODE``, ``US_SSN``,
 ``DATE_OF_BIRTH``, ``IP_ADDRESS``, ``ABA_ROUTING_NUMBER``, ``UK_NHS``, ``NL_BSN``,
 ``DE_TAX_ID``, ``ES_NIF``, ``US_BANK_NUMBER``, ``US_PASSPORT``, ``AWS_ACCESS_KEY``,
-``GITHUB_TOKEN``, ``JWT``), mostly Presidio's. Person names and postal addresses appear but
-are not labelled: the hub has no recognizer for them.
+``GITHUB_TOKEN``, ``JWT``, ``IT_FISCAL_CODE``, ``US_DRIVER_LICENSE``), mostly Presidio's.
+Person names and postal addresses appear but are not labelled: the hub has no recognizer
+for them.
 
 Usage::
 
@@ -202,6 +204,32 @@ def es_nif(rng: random.Random) -> str:
     return f"{number}{'TRWAGMYFPDXBNJZSQVHLCKE'[number % 23]}"
 
 
+_CF_MONTHS = "ABCDEHLMPRST"
+_CONSONANTS = "BCDFGHJKLMNPQRSTVZ"
+
+
+def it_fiscal_code(rng: random.Random) -> str:
+    """Codice fiscale: surname and name letters, birth year, month letter, day (+40 for
+    women), the town's cadastral code, and the check letter (python-stdnum computes it)."""
+    from stdnum.it import codicefiscale
+
+    letters = "".join(rng.choice(_CONSONANTS) for _ in range(6))
+    day = rng.randint(1, 28) + (40 if rng.random() < 0.5 else 0)
+    town = rng.choice("ABCDEFGHILM") + f"{rng.randint(1, 999):03d}"
+    body = f"{letters}{rng.randint(40, 99):02d}{rng.choice(_CF_MONTHS)}{day:02d}{town}"
+    return body + codicefiscale.calc_check_digit(body)
+
+
+def driver_license(rng: random.Random) -> str:
+    """A US driver licence in one of the common state shapes (no check digit exists)."""
+    shape = rng.randrange(3)
+    if shape == 0:  # CA: a letter and seven digits
+        return rng.choice(string.ascii_uppercase) + _digits(rng, 7)
+    if shape == 1:  # FL/MI: a letter and twelve digits
+        return rng.choice("FMS") + _digits(rng, 12)
+    return f"{rng.randint(10_000_000, 99_999_999)}"  # TX: eight digits
+
+
 def aba_routing(rng: random.Random) -> str:
     weights = (3, 7, 1, 3, 7, 1, 3, 7)
     while True:
@@ -363,6 +391,12 @@ _FREE: dict[str, tuple[tuple[str, Callable[[random.Random], str], tuple[str, ...
         ("ES_NIF", es_nif, ("DNI {v} copiado.",)),
         ("US_PASSPORT", passport, ("Passport no. {v} scanned.",)),
         ("PHONE_NUMBER", phone, ("Emergency contact phone {v}.",)),
+        ("IT_FISCAL_CODE", it_fiscal_code, ("Codice fiscale {v} allegato.", "CF: {v}")),
+        (
+            "US_DRIVER_LICENSE",
+            driver_license,
+            ("Driver's license {v} copied for the I-9.", "DL number {v}, expires 2027."),
+        ),
     ),
     "sales_note": (
         ("EMAIL_ADDRESS", email, ("Send the quote to {v}.",)),
@@ -384,6 +418,8 @@ _FIELDS: dict[str, tuple[str, Callable[[random.Random], str]]] = {
     "bsn": ("NL_BSN", bsn),
     "client_ip": ("IP_ADDRESS", ipv4),
     "passport_number": ("US_PASSPORT", passport),
+    "codice_fiscale": ("IT_FISCAL_CODE", it_fiscal_code),
+    "driver_license": ("US_DRIVER_LICENSE", driver_license),
 }
 
 
