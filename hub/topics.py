@@ -7,6 +7,10 @@ CLEAN_SALES_LEADS = "crm.clean.sales.leads.v1"
 QUARANTINE = "crm.quarantine.v1"
 QUARANTINE_REDRIVES = "crm.quarantine.redrives.v1"
 DLP_INCIDENTS = "crm.dlp.incidents.v1"
+RAW_MARKETING_CONTACTS = "crm.raw.marketing.contacts.v1"
+CLEAN_MARKETING_CONTACTS = "crm.clean.marketing.contacts.v1"
+# Valid marketing contacts re-keyed by normalised e-mail address, for the uniqueness table.
+MARKETING_EMAIL_CLAIMS = "_hub-marketing-email-claims"
 
 SCHEMAS = "_schemas"
 CONNECT_OFFSETS = "_hub-connect-offsets"
@@ -21,6 +25,9 @@ TOPIC_SPECS: dict[str, tuple[int, dict[str, str]]] = {
     QUARANTINE: (DEFAULT_PARTITIONS, {}),
     QUARANTINE_REDRIVES: (DEFAULT_PARTITIONS, {}),
     DLP_INCIDENTS: (DEFAULT_PARTITIONS, {}),
+    RAW_MARKETING_CONTACTS: (DEFAULT_PARTITIONS, {}),
+    CLEAN_MARKETING_CONTACTS: (DEFAULT_PARTITIONS, {}),
+    MARKETING_EMAIL_CLAIMS: (DEFAULT_PARTITIONS, {}),
     SCHEMAS: (1, {"cleanup.policy": "compact"}),
     CONNECT_OFFSETS: (1, {"cleanup.policy": "compact"}),
     CONNECT_CONFIGS: (1, {"cleanup.policy": "compact"}),

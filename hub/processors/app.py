@@ -18,11 +18,13 @@ benchmark's passthrough stage does, so it measures the plain agent loop.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 import faust
 from faust.types import EventT
+from prometheus_client import start_http_server
 
 from hub import topics
 from hub.events import Headers
@@ -85,6 +87,7 @@ def create_app(
         producer_linger=0.005,
         stream_buffer_maxsize=max(4096, settings.processor_batch_size * 2),
     )
+    hub_chain = stage is None
     if stage is None:
         stage = sales_lead_recipe(settings, source_topic)
     runner = StageProcess(stage) if isinstance(stage, StageRecipe) else InlineStage(stage)
@@ -101,6 +104,10 @@ def create_app(
     else:
         agent = _inline_agent(runner, outputs, batch_size, within)
     app.agent(source, name="validate-sales-leads")(agent)
+    if hub_chain:  # the hub's own chain; a given stage (bench, tests) runs alone
+        from hub.processors.marketing import add_marketing_agents
+
+        add_marketing_agents(app, settings)
     return app
 
 
@@ -213,6 +220,9 @@ def _first_cause(group: BaseExceptionGroup[BaseException]) -> BaseException:
 def run_processor_worker(settings: Settings) -> None:
     """Blocking entry point of `crmhub worker processor` (mode handles SIGTERM/SIGINT)."""
     app = create_app(settings)
+    port = os.environ.get("HUB_METRICS_PORT")
+    if port:  # Prometheus: the agents' own metrics (the sales stage's are in its process)
+        start_http_server(int(port))
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
     # Faust's progress spinner sets the root logger to DEBUG for the whole run: every
     # aiokafka debug record (which quotes keys and values) would be built, and any handler

@@ -297,6 +297,7 @@ def build_dlp_stage(
     *,
     department: str,
     topic: str,
+    schema: str = "sales/Lead",
     backend: Backend = "auto",
 ) -> DlpStage | None:
     """The DLP stage from policies/dlp.yaml and the registered recognizers (None when the
@@ -315,5 +316,5 @@ def build_dlp_stage(
         keys,
         department=department,
         topic=topic,
-        declared=declared_pii(schema_path(schemas_dir, "sales/Lead")),
+        declared=declared_pii(schema_path(schemas_dir, schema)),
     )

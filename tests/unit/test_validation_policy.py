@@ -31,8 +31,47 @@ def test_the_real_policy_loads() -> None:
     policy = load_validation_policy(POLICY)
     assert isinstance(policy, ValidationPolicy)
     assert policy.version
-    assert set(policy.departments) == {"sales"}
+    assert set(policy.departments) == {"sales", "marketing"}
     assert Validator(policy, "sales").policy_version == policy.version
+
+
+def test_marketing_output_is_exactly_the_contact_schema() -> None:
+    schema = json.loads((REPO / "schemas" / "marketing" / "Contact.avsc").read_text())
+    marketing = load_validation_policy(POLICY).departments["marketing"]
+    assert marketing.output_fields == tuple(f["name"] for f in schema["fields"])
+
+
+@pytest.mark.parametrize(
+    ("contact", "rules"),
+    [
+        ({"contact_id": "1", "email": "ada@example.com"}, []),
+        ({"contact_id": "1", "email": "Ada.L@Example.COM"}, []),  # valid; domain normalised
+        ({"contact_id": "1", "email": None}, ["marketing.email.required"]),
+        ({"contact_id": "1", "email": "  "}, ["marketing.email.required"]),
+        ({"contact_id": "1", "email": "ada-at-example.com"}, ["marketing.email.format"]),
+        ({"contact_id": "1", "email": "ada@example"}, ["marketing.email.format"]),
+        ({"contact_id": None, "email": "ada@example.com"}, ["marketing.contact_id.required"]),
+        (
+            {"contact_id": "1", "email": "a" * 250 + "@example.com"},
+            ["marketing.email.max_length", "marketing.email.format"],
+        ),
+        (
+            {"contact_id": "1", "email": "ada@example.com", "company": "C" * 256},
+            ["marketing.company.max_length"],
+        ),
+    ],
+)
+def test_marketing_rules_of_the_crm_guide(contact: dict[str, object], rules: list[str]) -> None:
+    """Marketing: e-mail required and valid (uniqueness is the processor's table, see
+    tests/integration/test_marketing_uniqueness.py), plus the CRM's column sizes."""
+    decision = Validator(load_validation_policy(POLICY), "marketing").validate(contact)
+    assert [r.rule_id for r in decision.reasons] == rules
+    assert decision.valid == (not rules)
+    if decision.valid:
+        assert decision.record is not None
+        assert decision.record["email"] == str(contact["email"]).rsplit("@", 1)[0] + "@" + (
+            str(contact["email"]).rsplit("@", 1)[1].lower()
+        )
 
 
 def test_sales_output_is_exactly_the_lead_schema() -> None:

@@ -1,0 +1,314 @@
+"""Marketing contacts: the department's rules, and e-mail uniqueness over the whole stream.
+
+The CRM guide asks that a marketing contact's e-mail be valid **and unique**. Validity is a
+rule of ``policies/validation.yaml`` (department ``marketing``); uniqueness needs state
+across records, so it is a Faust table keyed by the normalised address, with the events
+repartitioned by that address first — every claim on one address reaches the one worker
+that holds the address's table partition, however many processor workers run:
+
+1. ``validate-marketing-contacts`` (source ``crm.raw.marketing.contacts.v1``, keyed by
+   contact id): decode, the department's rules (the address is normalised by the ``email``
+   rule), then the DLP stage. A broken rule or a blocked value is a quarantine record;
+   a valid contact goes to ``_hub-marketing-email-claims`` keyed by its normalised address.
+2. ``unique-marketing-emails`` (source the claims topic): the table ``marketing-email-
+   holders`` maps address → contact id. A free address, or one the same contact already
+   holds (an update), passes to ``crm.clean.marketing.contacts.v1``; an address another
+   contact holds is quarantined with rule ``marketing.email.unique``, naming the holder.
+
+Each output is awaited until the broker acknowledged it before the event is acknowledged
+(at least once); the table's changelog makes its state survive a restart, and a
+re-delivered claim of the holder passes again (the verdict is deterministic).
+
+Not done yet: an address a contact gives up (its e-mail changes) stays held by it; a
+contact-keyed table of current addresses that emits a release for the old one is the next
+step.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from faust.types import EventT
+from prometheus_client import Counter
+
+from hub import topics
+from hub.dlp.operators import KeyRing, keyring_from_master, seal
+from hub.dlp.stage import DlpStage
+from hub.errors import SchemaError
+from hub.events import H_POLICY_VERSION, EventMeta, Headers
+from hub.processors.envelope import EnvelopeReader
+from hub.processors.rules import Validator
+from hub.quarantine import (
+    STAGE_DECODE,
+    STAGE_VALIDATION,
+    QuarantineReason,
+    quarantine_meta,
+    quarantine_record,
+)
+from hub.serde import AvroCodec, load_schema_text, registry_client, schema_path
+from hub.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CLAIMS = Counter(
+    "hub_marketing_email_claims",
+    "Claims on an e-mail address judged by this worker, by verdict",
+    ["verdict"],  # new (address taken), update (same holder), duplicate (quarantined)
+)
+
+DEPARTMENT = "marketing"
+SOURCE = "urn:crm-hub:processor:marketing-contacts"
+VALIDATED_TYPE = "crm.marketing.contact.validated.v1"
+UNIQUE_RULE = "marketing.email.unique"
+STAGE_UNIQUENESS = "uniqueness"
+H_EMAIL_HOLDER = "hub_email_holder"
+TABLE = "marketing-email-holders"
+
+
+def uniqueness_key(address: str) -> str:
+    """The table key of an address the ``email`` rule normalised (its domain lower-cased):
+    case-folded whole, as mail providers treat local parts (GRACE@ and grace@ are one
+    person)."""
+    return address.casefold()
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    topic: str
+    key: bytes
+    value: bytes
+    headers: Headers
+
+
+class MarketingContacts:
+    """The pure parts of both agents (no Kafka): tests drive them directly."""
+
+    def __init__(self, settings: Settings, *, dlp: DlpStage | None = None) -> None:
+        from hub.policies import load_validation_policy
+
+        policy = load_validation_policy(settings.policies_dir / "validation.yaml")
+        self.validator = Validator(policy, DEPARTMENT)
+        self.keys: KeyRing = keyring_from_master(settings.dlp_master_key())
+        self.dlp = dlp
+        registry = registry_client(settings.effective_registry_url)
+
+        def codec(topic: str, name: str) -> AvroCodec:
+            path = schema_path(settings.schemas_dir, name)
+            return AvroCodec(registry, topic, load_schema_text(path))
+
+        self.raw = codec(topics.RAW_MARKETING_CONTACTS, "marketing/Contact")
+        self.clean = codec(topics.CLEAN_MARKETING_CONTACTS, "marketing/Contact")
+        self.quarantine = codec(topics.QUARANTINE, "common/QuarantineRecord")
+        self._envelopes = EnvelopeReader()
+
+    @property
+    def policy_version(self) -> str:
+        return self.validator.policy_version
+
+    def warm_up(self) -> None:
+        for c in (self.raw, self.clean, self.quarantine):
+            _ = c.schema_id
+
+    # -- 1: rules, DLP, then a claim keyed by the normalised address ----------------------
+    def validate(
+        self, topic: str, partition: int, offset: int, value: bytes | None, headers: Headers
+    ) -> Outgoing:
+        try:
+            envelope = self._envelopes.read(headers)
+            contact = self.raw.decode(value)
+        except SchemaError as exc:
+            origin = f"{topic}/{partition}/{offset}"
+            return self._quarantine(
+                STAGE_DECODE,
+                [QuarantineReason("event.decode", None, exc.message)],
+                origin=origin,
+                meta=None,
+                entity_id=None,
+                raw=value,
+                where=(topic, partition, offset),
+            )
+        meta = envelope.meta()
+        entity = str(contact.get("contact_id") or "")
+        decision = self.validator.validate(contact)
+        record = decision.record
+        if not decision.valid or record is None:
+            reasons = [QuarantineReason(r.rule_id, r.field, r.message) for r in decision.reasons]
+            return self._quarantine(
+                STAGE_VALIDATION,
+                reasons,
+                origin=meta.id,
+                meta=meta,
+                entity_id=entity,
+                raw=value,
+                where=(topic, partition, offset),
+            )
+        if self.dlp is not None:
+            [protected] = self.dlp.protect_many([record], event_ids=[meta.id], times=[meta.time])
+            if protected.record is None:
+                reasons = [
+                    QuarantineReason(rule, field, f"{entity_name} found; the policy blocks it")
+                    for rule, field, entity_name in protected.blocked
+                ]
+                return self._quarantine(
+                    "dlp",
+                    reasons,
+                    origin=meta.id,
+                    meta=meta,
+                    entity_id=entity,
+                    raw=value,
+                    where=(topic, partition, offset),
+                )
+            record = protected.record
+        lineage = {H_POLICY_VERSION: self.policy_version}
+        return Outgoing(
+            topics.MARKETING_EMAIL_CLAIMS,
+            uniqueness_key(str(record["email"])).encode(),
+            self.clean.encode(record),
+            envelope.derived_headers(VALIDATED_TYPE, lineage),
+        )
+
+    # -- 2: the address's holder decides --------------------------------------------------
+    def judge(
+        self,
+        holders: Any,
+        topic: str,
+        partition: int,
+        offset: int,
+        value: bytes | None,
+        headers: Headers,
+    ) -> Outgoing:
+        """``holders`` is the Faust table (address -> contact id) or any mutable mapping."""
+        envelope = self._envelopes.read(headers)
+        contact = self.clean.decode(value)
+        address, contact_id = uniqueness_key(str(contact["email"])), str(contact["contact_id"])
+        holder = holders.get(address)
+        if holder is None or holder == contact_id:
+            if holder is None:
+                holders[address] = contact_id
+            CLAIMS.labels("new" if holder is None else "update").inc()
+            assert value is not None
+            return Outgoing(
+                topics.CLEAN_MARKETING_CONTACTS, contact_id.encode(), value, list(headers)
+            )
+        CLAIMS.labels("duplicate").inc()
+        meta = envelope.meta()
+        reason = QuarantineReason(
+            UNIQUE_RULE, "email", f"the address is already held by contact {holder}"
+        )
+        return self._quarantine(
+            STAGE_UNIQUENESS,
+            [reason],
+            origin=meta.id,
+            meta=meta,
+            entity_id=contact_id,
+            raw=value,
+            where=(topic, partition, offset),
+            holder=holder,
+        )
+
+    def _quarantine(
+        self,
+        stage: str,
+        reasons: list[QuarantineReason],
+        *,
+        origin: str,
+        meta: EventMeta | None,
+        entity_id: str | None,
+        raw: bytes | None,
+        where: tuple[str, int, int],
+        holder: str | None = None,
+    ) -> Outgoing:
+        topic, partition, offset = where
+        payload = None if raw is None else seal(self.keys, raw, aad=origin.encode())
+        record = quarantine_record(
+            stage=stage,
+            reasons=reasons,
+            origin_id=origin,
+            payload=payload,
+            payload_format="avro-confluent+sealed:default" if payload else "bytes",
+            department=DEPARTMENT,
+            connector=meta.lineage.get("hub_connector") if meta else None,
+            source_topic=topic,
+            source_partition=partition,
+            source_offset=offset,
+            source_event_id=meta.id if meta else None,
+            entity_id=entity_id or None,
+            policy_version=self.policy_version,
+            now=meta.time if meta else None,
+        )
+        q_meta = quarantine_meta(record, meta, SOURCE)
+        extra = {H_POLICY_VERSION: self.policy_version}
+        if holder is not None:
+            extra[H_EMAIL_HOLDER] = holder
+        q_meta = q_meta.derive(type=q_meta.type, id=q_meta.id, **extra)
+        key = (entity_id or origin).encode()
+        return Outgoing(topics.QUARANTINE, key, self.quarantine.encode(record), q_meta.to_headers())
+
+
+def add_marketing_agents(app: faust.App, settings: Settings) -> None:
+    """Register both agents and the holders table on the processor app."""
+    from hub.processors.validation import build_dlp_stage
+
+    stage = MarketingContacts(
+        settings,
+        dlp=build_dlp_stage(
+            settings.schemas_dir,
+            settings.policies_dir,
+            keyring_from_master(settings.dlp_master_key()),
+            department=DEPARTMENT,
+            topic=topics.CLEAN_MARKETING_CONTACTS,
+            schema="marketing/Contact",
+            backend=settings.dlp_backend,
+        ),
+    )
+    stage.warm_up()
+    raw_kw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
+    source = app.topic(topics.RAW_MARKETING_CONTACTS, key_type=bytes, value_type=bytes, **raw_kw)
+    claims = app.topic(
+        topics.MARKETING_EMAIL_CLAIMS,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=topics.DEFAULT_PARTITIONS,
+        **raw_kw,
+    )
+    outputs = {
+        topics.CLEAN_MARKETING_CONTACTS: app.topic(topics.CLEAN_MARKETING_CONTACTS, **raw_kw),
+        topics.QUARANTINE: app.topic(topics.QUARANTINE, **raw_kw),
+        topics.MARKETING_EMAIL_CLAIMS: claims,
+    }
+    holders = app.Table(TABLE, partitions=topics.DEFAULT_PARTITIONS, key_type=str, value_type=str)
+
+    async def send(out: Outgoing) -> None:
+        fut = await outputs[out.topic].send(
+            key=out.key, value=out.value, headers=out.headers, force=True
+        )
+        await fut  # acknowledged by the broker before the source event is
+
+    async def validate_contacts(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            await send(stage.validate(*_position(event), event.message.value, _headers(event)))
+
+    async def unique_emails(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            await send(
+                stage.judge(holders, *_position(event), event.message.value, _headers(event))
+            )
+
+    app.agent(source, name="validate-marketing-contacts")(validate_contacts)
+    app.agent(claims, name="unique-marketing-emails")(unique_emails)
+
+
+def _position(event: EventT[bytes]) -> tuple[str, int, int]:
+    m = event.message
+    return m.topic, m.partition, m.offset
+
+
+def _headers(event: EventT[bytes]) -> Headers:
+    headers = event.message.headers
+    if isinstance(headers, Mapping):
+        return list(headers.items())
+    return list(headers or [])

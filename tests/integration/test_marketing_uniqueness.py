@@ -1,0 +1,220 @@
+"""Marketing e-mail uniqueness with two processor workers (``crmhub worker processor`` x2)
+on their own broker and registry: contacts arrive keyed by contact id on four partitions;
+the processors re-key valid ones by normalised address into a Faust table; per address one
+contact holds it, every other contact's claim is quarantined naming the holder, the
+holder's own update passes — whichever worker owns the address, and after one worker is
+killed (the survivor rebuilds the table from its changelog)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from hub import topics
+from hub.broker import EmbeddedBroker, ensure_topics, free_port
+from hub.events import EventMeta, deterministic_id
+from hub.processors.marketing import H_EMAIL_HOLDER, UNIQUE_RULE
+from hub.serde import AvroCodec, load_schema_text, schema_path
+from hub.settings import REPO_ROOT
+from tests.integration.conftest import (
+    headers_of,
+    hub_env,
+    read_topic,
+    running_registry,
+    stop_process,
+    wait_for,
+)
+
+pytestmark = pytest.mark.integration
+
+SCHEMAS = REPO_ROOT / "schemas"
+ADDRESSES = 20
+DLP_KEY = "it-marketing-dlp-key"
+
+
+@dataclass(frozen=True)
+class Stack:
+    bootstrap: str
+    registry_url: str
+    home: Path
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    home = tmp_path_factory.mktemp("marketing")
+    with EmbeddedBroker() as broker:
+        ensure_topics(broker.bootstrap)
+        with running_registry(broker.bootstrap, topics.SCHEMAS) as url:
+            yield Stack(broker.bootstrap, url, home)
+
+
+class Contacts:
+    """Publishes raw marketing contacts as the HubSpot connector does (Avro + CloudEvents)."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.registry = SchemaRegistryClient({"url": stack.registry_url})
+        text = load_schema_text(schema_path(SCHEMAS, "marketing/Contact"))
+        self.codec = AvroCodec(self.registry, topics.RAW_MARKETING_CONTACTS, text)
+        self.producer = Producer({"bootstrap.servers": stack.bootstrap, "acks": "all"})
+        self.version = 0
+
+    def send(self, contact_id: str, email: str, company: str = "Acme") -> None:
+        self.version += 1
+        now = datetime(2026, 11, 1, tzinfo=UTC)
+        value = {
+            "contact_id": contact_id,
+            "email": email,
+            "first_name": "Pat",
+            "last_name": f"Contact{contact_id}",
+            "company": company,
+            "updated_at": now,
+            "archived": False,
+        }
+        meta = EventMeta(
+            id=deterministic_id("it-contact", contact_id, str(self.version)),
+            source="urn:test:hubspot",
+            type="crm.marketing.contact.changed.v1",
+            subject=contact_id,
+            time=now,
+            lineage={"hub_department": "marketing", "hub_connector": "hubspot-it"},
+        )
+        self.producer.produce(
+            topics.RAW_MARKETING_CONTACTS,
+            key=contact_id.encode(),
+            value=self.codec.encode(value),
+            headers=meta.to_headers(),  # type: ignore[arg-type]
+        )
+
+    def flush(self) -> None:
+        assert self.producer.flush(15) == 0
+
+    def close(self) -> None:
+        self.registry.__exit__()
+
+
+def start_processor(stack: Stack, name: str, metrics_port: int) -> subprocess.Popen[bytes]:
+    with (stack.home / f"{name}.log").open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "hub.cli", "worker", "processor"],
+            cwd=stack.home,
+            # Each worker its own home (Faust data dir), all the same DLP key, as in production.
+            env=hub_env(
+                stack.bootstrap,
+                stack.registry_url,
+                stack.home / name,
+                HUB_DLP_KEY=DLP_KEY,
+                HUB_METRICS_PORT=str(metrics_port),
+            ),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+
+def claims_judged(port: int) -> float:
+    """E-mail claims the worker serving metrics on ``port`` has judged."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("hub_marketing_email_claims_total{")
+    )
+
+
+def outputs(stack: Stack) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """(clean, quarantined) marketing outputs, as their headers plus the key."""
+    clean = [
+        {**headers_of(m), "key": (m.key() or b"").decode()}
+        for m in read_topic(stack.bootstrap, topics.CLEAN_MARKETING_CONTACTS, idle=0.3)
+    ]
+    text = load_schema_text(schema_path(SCHEMAS, "common/QuarantineRecord"))
+    quarantined = []
+    with SchemaRegistryClient({"url": stack.registry_url}) as registry:
+        codec = AvroCodec(registry, topics.QUARANTINE, text)
+        for m in read_topic(stack.bootstrap, topics.QUARANTINE, idle=0.3):
+            record = codec.decode(m.value())
+            if record["department"] == "marketing":
+                rules = ",".join(r["rule_id"] for r in record["reasons"])
+                key = (m.key() or b"").decode()
+                quarantined.append({**headers_of(m), "key": key, "rules": rules})
+    return clean, quarantined
+
+
+def test_one_holder_per_address_across_two_workers_and_a_kill(stack: Stack) -> None:
+    contacts = Contacts(stack)
+    ports = [free_port(), free_port()]
+    first, second = start_processor(stack, "p1", ports[0]), start_processor(stack, "p2", ports[1])
+    try:
+        # Phase 1: one contact per address (the address's case varies: one address).
+        for i in range(ADDRESSES):
+            contacts.send(
+                f"C-{i:03d}", f"Person{i}@Example.COM" if i % 2 else f"person{i}@example.com"
+            )
+        contacts.flush()
+        wait_for(lambda: len(outputs(stack)[0]) >= ADDRESSES, timeout=90, interval=0.5)
+
+        # Phase 2: other contacts claim the same addresses; the holders update theirs; one
+        # address is not an address at all.
+        for i in range(ADDRESSES, 3 * ADDRESSES):
+            contacts.send(f"C-{i:03d}", f"PERSON{i % ADDRESSES}@example.com")
+        for i in range(ADDRESSES):
+            contacts.send(f"C-{i:03d}", f"person{i}@example.com", company="Acme Updated")
+        contacts.send("C-999", "not-an-address")
+        contacts.flush()
+
+        def done(clean_ids: int, quarantined_contacts: int) -> bool:
+            clean, quarantined = outputs(stack)  # distinct: a redelivered copy is not news
+            return (
+                len({c["ce_id"] for c in clean}) >= clean_ids
+                and len({q["key"] for q in quarantined}) >= quarantined_contacts
+            )
+
+        wait_for(lambda: done(2 * ADDRESSES, 2 * ADDRESSES + 1), timeout=90, interval=0.5)
+        # Both workers hold partitions of the claims topic (and so of the holders table).
+        # Both workers judged claims: each holds part of the table.
+        judged = [claims_judged(p) for p in ports]
+        assert all(n > 0 for n in judged), judged
+        assert sum(judged) >= 3 * ADDRESSES
+
+        assert first.poll() is None
+        assert second.poll() is None
+
+        # Phase 3: one worker dies; the survivor takes its table partitions from the
+        # changelog and still knows every holder.
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        for i in range(3 * ADDRESSES, 4 * ADDRESSES):
+            contacts.send(f"C-{i:03d}", f"person{i % ADDRESSES}@EXAMPLE.com")
+        contacts.flush()
+        wait_for(lambda: done(2 * ADDRESSES, 3 * ADDRESSES + 1), timeout=120, interval=1)
+    finally:
+        contacts.close()
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+        code = stop_process(second)
+    assert code == 0, (stack.home / "p2.log").read_text(errors="replace")[-3000:]
+
+    clean, quarantined = outputs(stack)
+    holders = {c["key"] for c in clean}
+    assert holders == {f"C-{i:03d}" for i in range(ADDRESSES)}  # the first claimants
+    # every holder passed twice (its first claim and its update), redelivered copies aside
+    assert len({c["ce_id"] for c in clean}) == 2 * ADDRESSES
+
+    by_contact = {q["key"]: q for q in quarantined}
+    assert set(by_contact) == {f"C-{i:03d}" for i in range(ADDRESSES, 4 * ADDRESSES)} | {"C-999"}
+    for i in range(ADDRESSES, 4 * ADDRESSES):
+        q = by_contact[f"C-{i:03d}"]
+        assert (q["rules"], q[H_EMAIL_HOLDER]) == (UNIQUE_RULE, f"C-{i % ADDRESSES:03d}")
+    assert by_contact["C-999"]["rules"] == "marketing.email.format"
+    assert H_EMAIL_HOLDER not in by_contact["C-999"]
