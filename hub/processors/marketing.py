@@ -15,23 +15,31 @@ that holds the address's table partition, however many processor workers run:
    holds (an update), passes to ``crm.clean.marketing.contacts.v1``; an address another
    contact holds is quarantined with rule ``marketing.email.unique``, naming the holder.
 
-Each output is awaited until the broker acknowledged it before the event is acknowledged
-(at least once); the table's changelog makes its state survive a restart, and a
-re-delivered claim of the holder passes again (the verdict is deterministic).
+Both agents work in batches (``HUB_PROCESSOR_BATCH_SIZE``): a batch's outputs are sent in
+order and acknowledged by the broker before its source events are (at least once). The
+table's changelog makes its state survive a restart, and a re-delivered claim of the
+holder passes again (the verdict is deterministic).
 
-Not done yet: an address a contact gives up (its e-mail changes) stays held by it; a
-contact-keyed table of current addresses that emits a release for the old one is the next
-step.
+A contact that moves to another address gives the old one up: the first agent keeps a
+second table, contact id -> the address it last claimed (co-partitioned with the raw
+topic), and sends a release claim for the old address ahead of the new claim; the holder
+table frees the address if that contact still holds it. (The two claims travel on
+different partitions: another contact's claim on the freed address may be judged before
+or after the release, as if it had arrived a moment earlier or later.)
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping
+import weakref
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import faust
+from faust.streams import _current_event
 from faust.types import EventT
 from prometheus_client import Counter
 
@@ -57,7 +65,7 @@ log = logging.getLogger(__name__)
 CLAIMS = Counter(
     "hub_marketing_email_claims",
     "Claims on an e-mail address judged by this worker, by verdict",
-    ["verdict"],  # new (address taken), update (same holder), duplicate (quarantined)
+    ["verdict"],  # new, update (same holder), duplicate (quarantined), release
 )
 
 DEPARTMENT = "marketing"
@@ -66,7 +74,10 @@ VALIDATED_TYPE = "crm.marketing.contact.validated.v1"
 UNIQUE_RULE = "marketing.email.unique"
 STAGE_UNIQUENESS = "uniqueness"
 H_EMAIL_HOLDER = "hub_email_holder"
+H_CLAIM = "hub_claim"
+RELEASE = "release"
 TABLE = "marketing-email-holders"
+ADDRESSES_TABLE = "marketing-contact-addresses"
 
 
 def uniqueness_key(address: str) -> str:
@@ -115,21 +126,54 @@ class MarketingContacts:
 
     # -- 1: rules, DLP, then a claim keyed by the normalised address ----------------------
     def validate(
+        self,
+        addresses: Any,
+        topic: str,
+        partition: int,
+        offset: int,
+        value: bytes | None,
+        headers: Headers,
+    ) -> list[Outgoing]:
+        """``addresses`` is the Faust table contact id -> the address it last claimed (or
+        any mutable mapping). A contact that moves to another address releases the old
+        one: a release claim goes to the old address's partition, before the new claim."""
+        out, contact_id = self._validate(topic, partition, offset, value, headers)
+        if contact_id is None:  # quarantined
+            return [out]
+        address = out.key.decode()
+        previous = addresses.get(contact_id)
+        if previous == address:
+            return [out]
+        addresses[contact_id] = address
+        if previous is None:
+            return [out]
+        release = Outgoing(
+            topics.MARKETING_EMAIL_CLAIMS,
+            previous.encode(),
+            out.value,
+            [*out.headers, (H_CLAIM, RELEASE.encode())],
+        )
+        return [release, out]
+
+    def _validate(
         self, topic: str, partition: int, offset: int, value: bytes | None, headers: Headers
-    ) -> Outgoing:
+    ) -> tuple[Outgoing, str | None]:
+        """(the claim, the contact id) or (a quarantine record, None)."""
         try:
             envelope = self._envelopes.read(headers)
             contact = self.raw.decode(value)
         except SchemaError as exc:
             origin = f"{topic}/{partition}/{offset}"
-            return self._quarantine(
-                STAGE_DECODE,
-                [QuarantineReason("event.decode", None, exc.message)],
-                origin=origin,
-                meta=None,
-                entity_id=None,
-                raw=value,
-                where=(topic, partition, offset),
+            return _rejected(
+                self._quarantine(
+                    STAGE_DECODE,
+                    [QuarantineReason("event.decode", None, exc.message)],
+                    origin=origin,
+                    meta=None,
+                    entity_id=None,
+                    raw=value,
+                    where=(topic, partition, offset),
+                )
             )
         meta = envelope.meta()
         entity = str(contact.get("contact_id") or "")
@@ -137,14 +181,16 @@ class MarketingContacts:
         record = decision.record
         if not decision.valid or record is None:
             reasons = [QuarantineReason(r.rule_id, r.field, r.message) for r in decision.reasons]
-            return self._quarantine(
-                STAGE_VALIDATION,
-                reasons,
-                origin=meta.id,
-                meta=meta,
-                entity_id=entity,
-                raw=value,
-                where=(topic, partition, offset),
+            return _rejected(
+                self._quarantine(
+                    STAGE_VALIDATION,
+                    reasons,
+                    origin=meta.id,
+                    meta=meta,
+                    entity_id=entity,
+                    raw=value,
+                    where=(topic, partition, offset),
+                )
             )
         if self.dlp is not None:
             [protected] = self.dlp.protect_many([record], event_ids=[meta.id], times=[meta.time])
@@ -153,14 +199,16 @@ class MarketingContacts:
                     QuarantineReason(rule, field, f"{entity_name} found; the policy blocks it")
                     for rule, field, entity_name in protected.blocked
                 ]
-                return self._quarantine(
-                    "dlp",
-                    reasons,
-                    origin=meta.id,
-                    meta=meta,
-                    entity_id=entity,
-                    raw=value,
-                    where=(topic, partition, offset),
+                return _rejected(
+                    self._quarantine(
+                        "dlp",
+                        reasons,
+                        origin=meta.id,
+                        meta=meta,
+                        entity_id=entity,
+                        raw=value,
+                        where=(topic, partition, offset),
+                    )
                 )
             record = protected.record
         lineage = {H_POLICY_VERSION: self.policy_version}
@@ -169,7 +217,7 @@ class MarketingContacts:
             uniqueness_key(str(record["email"])).encode(),
             self.clean.encode(record),
             envelope.derived_headers(VALIDATED_TYPE, lineage),
-        )
+        ), entity
 
     # -- 2: the address's holder decides --------------------------------------------------
     def judge(
@@ -180,11 +228,21 @@ class MarketingContacts:
         offset: int,
         value: bytes | None,
         headers: Headers,
-    ) -> Outgoing:
-        """``holders`` is the Faust table (address -> contact id) or any mutable mapping."""
+        key: bytes | None = None,
+    ) -> Outgoing | None:
+        """``holders`` is the Faust table (address -> contact id) or any mutable mapping.
+        A release (``hub_claim: release``, keyed by the address given up) frees the address
+        if the contact still holds it, and emits nothing."""
         envelope = self._envelopes.read(headers)
         contact = self.clean.decode(value)
-        address, contact_id = uniqueness_key(str(contact["email"])), str(contact["contact_id"])
+        contact_id = str(contact["contact_id"])
+        if _header(headers, H_CLAIM) == RELEASE:
+            released = (key or b"").decode()
+            if holders.get(released) == contact_id:
+                del holders[released]
+                CLAIMS.labels("release").inc()
+            return None
+        address = uniqueness_key(str(contact["email"]))
         holder = holders.get(address)
         if holder is None or holder == contact_id:
             if holder is None:
@@ -281,25 +339,74 @@ def add_marketing_agents(app: faust.App, settings: Settings) -> None:
         topics.MARKETING_EMAIL_CLAIMS: claims,
     }
     holders = app.Table(TABLE, partitions=topics.DEFAULT_PARTITIONS, key_type=str, value_type=str)
+    addresses = app.Table(
+        ADDRESSES_TABLE, partitions=topics.DEFAULT_PARTITIONS, key_type=str, value_type=str
+    )
+    batch_size, within = settings.processor_batch_size, settings.processor_batch_within
 
-    async def send(out: Outgoing) -> None:
-        fut = await outputs[out.topic].send(
-            key=out.key, value=out.value, headers=out.headers, force=True
-        )
-        await fut  # acknowledged by the broker before the source event is
+    async def send_all(batch: list[Outgoing]) -> None:
+        """Send in order, then wait until the broker acknowledged every one; take_events
+        acknowledges the batch's source events only when the next batch is taken."""
+        acks = [
+            await outputs[o.topic].send(key=o.key, value=o.value, headers=o.headers, force=True)
+            for o in batch
+        ]
+        await asyncio.gather(*acks)
 
-    async def validate_contacts(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            await send(stage.validate(*_position(event), event.message.value, _headers(event)))
+    async def validate_contacts(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        async for events in stream.take_events(batch_size, within):  # type: ignore[attr-defined]
+            claims_out: list[Outgoing] = []
+            for e in events:
+                with _current(e):
+                    claims_out += stage.validate(
+                        addresses, *_position(e), e.message.value, _headers(e)
+                    )
+            await send_all(claims_out)
+            await app.producer.flush()  # the addresses table's changelog too
+            yield None
 
-    async def unique_emails(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            await send(
-                stage.judge(holders, *_position(event), event.message.value, _headers(event))
-            )
+    async def unique_emails(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        async for events in stream.take_events(batch_size, within):  # type: ignore[attr-defined]
+            # In order: a later claim in the batch sees the holder an earlier one set.
+            verdicts = []
+            for e in events:
+                with _current(e):
+                    verdict = stage.judge(
+                        holders, *_position(e), e.message.value, _headers(e), e.message.key
+                    )
+                if verdict is not None:
+                    verdicts.append(verdict)
+            await send_all(verdicts)
+            # The table's changelog writes are durable before the batch is acknowledged.
+            await app.producer.flush()
+            yield None
 
     app.agent(source, name="validate-marketing-contacts")(validate_contacts)
     app.agent(claims, name="unique-marketing-emails")(unique_emails)
+
+
+@contextmanager
+def _current(event: EventT[bytes]) -> Iterator[None]:
+    """Faust's current event while handling ``event``: a table write goes to the changelog
+    partition of the event it belongs to, which Faust reads from the current event, and
+    take_events does not set it (``_current_event`` is Faust's own context variable)."""
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+def _rejected(quarantined: Outgoing) -> tuple[Outgoing, None]:
+    return quarantined, None
+
+
+def _header(headers: Headers, name: str) -> str | None:
+    value = None
+    for k, v in headers:
+        if k == name:
+            value = v
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _position(event: EventT[bytes]) -> tuple[str, int, int]:

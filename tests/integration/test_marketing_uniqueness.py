@@ -3,7 +3,8 @@ on their own broker and registry: contacts arrive keyed by contact id on four pa
 the processors re-key valid ones by normalised address into a Faust table; per address one
 contact holds it, every other contact's claim is quarantined naming the holder, the
 holder's own update passes — whichever worker owns the address, and after one worker is
-killed (the survivor rebuilds the table from its changelog)."""
+killed (the survivor rebuilds the table from its changelog). A holder that moves to another
+address gives the old one up."""
 
 from __future__ import annotations
 
@@ -121,13 +122,12 @@ def start_processor(stack: Stack, name: str, metrics_port: int) -> subprocess.Po
         )
 
 
-def claims_judged(port: int) -> float:
-    """E-mail claims the worker serving metrics on ``port`` has judged."""
+def claims_judged(port: int, verdict: str | None = None) -> float:
+    """E-mail claims the worker serving metrics on ``port`` has judged (of one verdict)."""
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    prefix = "hub_marketing_email_claims_total{" + (f'verdict="{verdict}"' if verdict else "")
     return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("hub_marketing_email_claims_total{")
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix)
     )
 
 
@@ -197,6 +197,15 @@ def test_one_holder_per_address_across_two_workers_and_a_kill(stack: Stack) -> N
             contacts.send(f"C-{i:03d}", f"person{i % ADDRESSES}@EXAMPLE.com")
         contacts.flush()
         wait_for(lambda: done(2 * ADDRESSES, 3 * ADDRESSES + 1), timeout=120, interval=1)
+
+        # Phase 4: a holder moves to another address and gives the old one up; a contact
+        # refused it before takes it now.
+        contacts.send("C-000", "moved0@example.com")
+        contacts.flush()
+        wait_for(lambda: claims_judged(ports[1], "release") >= 1, timeout=60, interval=0.5)
+        contacts.send("C-020", "person0@example.com")
+        contacts.flush()
+        wait_for(lambda: done(2 * ADDRESSES + 2, 3 * ADDRESSES + 1), timeout=60, interval=0.5)
     finally:
         contacts.close()
         if first.poll() is None:
@@ -207,9 +216,11 @@ def test_one_holder_per_address_across_two_workers_and_a_kill(stack: Stack) -> N
 
     clean, quarantined = outputs(stack)
     holders = {c["key"] for c in clean}
-    assert holders == {f"C-{i:03d}" for i in range(ADDRESSES)}  # the first claimants
-    # every holder passed twice (its first claim and its update), redelivered copies aside
-    assert len({c["ce_id"] for c in clean}) == 2 * ADDRESSES
+    # the first claimants, and C-020 once C-000 gave person0 up
+    assert holders == {f"C-{i:03d}" for i in range(ADDRESSES)} | {"C-020"}
+    # every first claimant passed twice (its claim and its update), C-000 a third time (its
+    # move), C-020 once: redelivered copies aside
+    assert len({c["ce_id"] for c in clean}) == 2 * ADDRESSES + 2
 
     by_contact = {q["key"]: q for q in quarantined}
     assert set(by_contact) == {f"C-{i:03d}" for i in range(ADDRESSES, 4 * ADDRESSES)} | {"C-999"}
