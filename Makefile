@@ -31,7 +31,7 @@ lint: $(DEV_STAMP)
 	$(BIN)/mypy hub connectors projections
 
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 bench: $(DEV_STAMP)
 	$(BIN)/python -m bench
