@@ -50,6 +50,7 @@ from hub.errors import SchemaError
 from hub.events import H_POLICY_VERSION, EventMeta, Headers
 from hub.processors.envelope import EnvelopeReader
 from hub.processors.rules import Validator
+from hub.processors.validation import H_DLP_POLICY_VERSION, INCIDENT_TYPE, STAGE_DLP
 from hub.quarantine import (
     STAGE_DECODE,
     STAGE_VALIDATION,
@@ -114,6 +115,7 @@ class MarketingContacts:
         self.raw = codec(topics.RAW_MARKETING_CONTACTS, "marketing/Contact")
         self.clean = codec(topics.CLEAN_MARKETING_CONTACTS, "marketing/Contact")
         self.quarantine = codec(topics.QUARANTINE, "common/QuarantineRecord")
+        self.incidents = codec(topics.DLP_INCIDENTS, "dlp/DlpIncident")
         self._envelopes = EnvelopeReader()
 
     @property
@@ -121,7 +123,7 @@ class MarketingContacts:
         return self.validator.policy_version
 
     def warm_up(self) -> None:
-        for c in (self.raw, self.clean, self.quarantine):
+        for c in (self.raw, self.clean, self.quarantine, self.incidents):
             _ = c.schema_id
 
     # -- 1: rules, DLP, then a claim keyed by the normalised address ----------------------
@@ -137,28 +139,30 @@ class MarketingContacts:
         """``addresses`` is the Faust table contact id -> the address it last claimed (or
         any mutable mapping). A contact that moves to another address releases the old
         one: a release claim goes to the old address's partition, before the new claim."""
-        out, contact_id = self._validate(topic, partition, offset, value, headers)
+        out, contact_id, incidents = self._validate(topic, partition, offset, value, headers)
         if contact_id is None:  # quarantined
-            return [out]
+            return [*incidents, out]
         address = out.key.decode()
         previous = addresses.get(contact_id)
         if previous == address:
-            return [out]
+            return [*incidents, out]
         addresses[contact_id] = address
         if previous is None:
-            return [out]
+            return [*incidents, out]
         release = Outgoing(
             topics.MARKETING_EMAIL_CLAIMS,
             previous.encode(),
             out.value,
             [*out.headers, (H_CLAIM, RELEASE.encode())],
         )
-        return [release, out]
+        return [*incidents, release, out]
 
     def _validate(
         self, topic: str, partition: int, offset: int, value: bytes | None, headers: Headers
-    ) -> tuple[Outgoing, str | None]:
-        """(the claim, the contact id) or (a quarantine record, None)."""
+    ) -> tuple[Outgoing, str | None, list[Outgoing]]:
+        """(the claim, the contact id, DLP incidents) or (a quarantine record, None, DLP
+        incidents): every value the DLP stage acted on is an incident, whatever the
+        verdict."""
         try:
             envelope = self._envelopes.read(headers)
             contact = self.raw.decode(value)
@@ -192,32 +196,41 @@ class MarketingContacts:
                     where=(topic, partition, offset),
                 )
             )
+        incidents: list[Outgoing] = []
         if self.dlp is not None:
             [protected] = self.dlp.protect_many([record], event_ids=[meta.id], times=[meta.time])
+            incidents = [self._incident(meta, entity, i) for i in protected.incidents]
             if protected.record is None:
                 reasons = [
-                    QuarantineReason(rule, field, f"{entity_name} found; the policy blocks it")
+                    QuarantineReason(rule, field, f"{entity_name} is blocked by DLP policy")
                     for rule, field, entity_name in protected.blocked
                 ]
                 return _rejected(
                     self._quarantine(
-                        "dlp",
+                        STAGE_DLP,
                         reasons,
                         origin=meta.id,
                         meta=meta,
                         entity_id=entity,
                         raw=value,
                         where=(topic, partition, offset),
-                    )
+                    ),
+                    incidents,
                 )
             record = protected.record
         lineage = {H_POLICY_VERSION: self.policy_version}
-        return Outgoing(
-            topics.MARKETING_EMAIL_CLAIMS,
-            uniqueness_key(str(record["email"])).encode(),
-            self.clean.encode(record),
-            envelope.derived_headers(VALIDATED_TYPE, lineage),
-        ), entity
+        if self.dlp is not None:
+            lineage[H_DLP_POLICY_VERSION] = self.dlp.policy_version
+        return (
+            Outgoing(
+                topics.MARKETING_EMAIL_CLAIMS,
+                uniqueness_key(str(record["email"])).encode(),
+                self.clean.encode(record),
+                envelope.derived_headers(VALIDATED_TYPE, lineage),
+            ),
+            entity,
+            incidents,
+        )
 
     # -- 2: the address's holder decides --------------------------------------------------
     def judge(
@@ -266,6 +279,23 @@ class MarketingContacts:
             raw=value,
             where=(topic, partition, offset),
             holder=holder,
+        )
+
+    def _incident(self, meta: EventMeta, contact_id: str, incident: dict[str, Any]) -> Outgoing:
+        """One DLP incident (never the value: the DLP stage gives a keyed fingerprint)."""
+        inc_meta = EventMeta(
+            id=incident["incident_id"],
+            source=SOURCE,
+            type=INCIDENT_TYPE,
+            subject=meta.subject,
+            time=incident["detected_at"],
+            lineage={**meta.lineage, H_DLP_POLICY_VERSION: incident["policy_version"]},
+        )
+        return Outgoing(
+            topics.DLP_INCIDENTS,
+            contact_id.encode(),
+            self.incidents.encode(incident),
+            inc_meta.to_headers(),
         )
 
     def _quarantine(
@@ -337,6 +367,7 @@ def add_marketing_agents(app: faust.App, settings: Settings) -> None:
         topics.CLEAN_MARKETING_CONTACTS: app.topic(topics.CLEAN_MARKETING_CONTACTS, **raw_kw),
         topics.QUARANTINE: app.topic(topics.QUARANTINE, **raw_kw),
         topics.MARKETING_EMAIL_CLAIMS: claims,
+        topics.DLP_INCIDENTS: app.topic(topics.DLP_INCIDENTS, **raw_kw),
     }
     holders = app.Table(TABLE, partitions=topics.DEFAULT_PARTITIONS, key_type=str, value_type=str)
     addresses = app.Table(
@@ -397,8 +428,10 @@ def _current(event: EventT[bytes]) -> Iterator[None]:
         _current_event.reset(token)
 
 
-def _rejected(quarantined: Outgoing) -> tuple[Outgoing, None]:
-    return quarantined, None
+def _rejected(
+    quarantined: Outgoing, incidents: list[Outgoing] | None = None
+) -> tuple[Outgoing, None, list[Outgoing]]:
+    return quarantined, None, incidents or []
 
 
 def _header(headers: Headers, name: str) -> str | None:

@@ -41,6 +41,7 @@ pytestmark = pytest.mark.integration
 SCHEMAS = REPO_ROOT / "schemas"
 ADDRESSES = 20
 DLP_KEY = "it-marketing-dlp-key"
+CARD = "4539 1488 0343 6467"
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,9 @@ class Contacts:
         self.producer = Producer({"bootstrap.servers": stack.bootstrap, "acks": "all"})
         self.version = 0
 
-    def send(self, contact_id: str, email: str, company: str = "Acme") -> None:
+    def send(
+        self, contact_id: str, email: str, company: str = "Acme", message: str | None = None
+    ) -> None:
         self.version += 1
         now = datetime(2026, 11, 1, tzinfo=UTC)
         value = {
@@ -78,6 +81,7 @@ class Contacts:
             "first_name": "Pat",
             "last_name": f"Contact{contact_id}",
             "company": company,
+            "message": message,
             "updated_at": now,
             "archived": False,
         }
@@ -206,6 +210,12 @@ def test_one_holder_per_address_across_two_workers_and_a_kill(stack: Stack) -> N
         contacts.send("C-020", "person0@example.com")
         contacts.flush()
         wait_for(lambda: done(2 * ADDRESSES + 2, 3 * ADDRESSES + 1), timeout=60, interval=0.5)
+
+        # Phase 5: the DLP stage runs on marketing contacts too: a card number in the
+        # message leaves masked, with an incident that never holds the number.
+        contacts.send("C-501", "dlp501@example.com", message=f"Pay with card {CARD} please")
+        contacts.flush()
+        wait_for(lambda: done(2 * ADDRESSES + 3, 3 * ADDRESSES + 1), timeout=60, interval=0.5)
     finally:
         contacts.close()
         if first.poll() is None:
@@ -216,11 +226,17 @@ def test_one_holder_per_address_across_two_workers_and_a_kill(stack: Stack) -> N
 
     clean, quarantined = outputs(stack)
     holders = {c["key"] for c in clean}
-    # the first claimants, and C-020 once C-000 gave person0 up
-    assert holders == {f"C-{i:03d}" for i in range(ADDRESSES)} | {"C-020"}
+    # the first claimants, C-020 once C-000 gave person0 up, and C-501
+    assert holders == {f"C-{i:03d}" for i in range(ADDRESSES)} | {"C-020", "C-501"}
     # every first claimant passed twice (its claim and its update), C-000 a third time (its
     # move), C-020 once: redelivered copies aside
-    assert len({c["ce_id"] for c in clean}) == 2 * ADDRESSES + 2
+    assert len({c["ce_id"] for c in clean}) == 2 * ADDRESSES + 3
+    incidents = read_topic(stack.bootstrap, topics.DLP_INCIDENTS, idle=0.3)
+    assert {(m.key() or b"").decode() for m in incidents} == {"C-501"}
+    digits = CARD.replace(" ", "").encode()
+    for topic in (topics.CLEAN_MARKETING_CONTACTS, topics.DLP_INCIDENTS, topics.QUARANTINE):
+        for m in read_topic(stack.bootstrap, topic, idle=0.3):
+            assert digits not in (m.value() or b"").replace(b" ", b""), topic
 
     by_contact = {q["key"]: q for q in quarantined}
     assert set(by_contact) == {f"C-{i:03d}" for i in range(ADDRESSES, 4 * ADDRESSES)} | {"C-999"}
