@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Date,
     DateTime,
     ForeignKey,
@@ -59,6 +60,36 @@ class Lead(Base):
     created_on: Mapped[date | None] = mapped_column(Date)
     owner: Mapped[str | None] = mapped_column(Text)
     notes: Mapped[str | None] = mapped_column(Text)
+    # Lineage of the event the row was last written from.
+    last_event_id: Mapped[str] = mapped_column(Text)
+    source_topic: Mapped[str] = mapped_column(Text)
+    source_partition: Mapped[int] = mapped_column(Integer)
+    source_offset: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, doc="Event time (ce_time)")
+
+
+class MarketingContact(Base):
+    """The CRM's current view of a marketing contact: the latest clean event per contact
+    (one that passed the marketing rules and holds its e-mail address alone)."""
+
+    __tablename__ = "marketing_contacts"
+
+    contact_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    # Not UNIQUE: the processor keeps one holder per address, but a release and the next
+    # holder's claim reach the read model on different partitions, in either order.
+    email: Mapped[str | None] = mapped_column(Text, index=True)
+    first_name: Mapped[str | None] = mapped_column(Text)
+    last_name: Mapped[str | None] = mapped_column(Text)
+    phone: Mapped[str | None] = mapped_column(Text)
+    company: Mapped[str | None] = mapped_column(Text)
+    job_title: Mapped[str | None] = mapped_column(Text)
+    lifecycle_stage: Mapped[str | None] = mapped_column(Text)
+    lead_status: Mapped[str | None] = mapped_column(Text)
+    city: Mapped[str | None] = mapped_column(Text)
+    country: Mapped[str | None] = mapped_column(Text)
+    email_optout: Mapped[bool | None] = mapped_column(Boolean)
+    archived: Mapped[bool] = mapped_column(Boolean)
+    source_updated_at: Mapped[datetime] = mapped_column(UtcDateTime, doc="updated_at in HubSpot")
     # Lineage of the event the row was last written from.
     last_event_id: Mapped[str] = mapped_column(Text)
     source_topic: Mapped[str] = mapped_column(Text)

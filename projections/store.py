@@ -21,12 +21,18 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, Engine, Table, TextClause, func, select, text
 
 from hub.events import EventMeta, deterministic_id
-from hub.topics import CLEAN_SALES_LEADS, QUARANTINE, QUARANTINE_REDRIVES
+from hub.topics import (
+    CLEAN_MARKETING_CONTACTS,
+    CLEAN_SALES_LEADS,
+    QUARANTINE,
+    QUARANTINE_REDRIVES,
+)
 from projections.audit import GENESIS_HASH, LinkSigner, canonical_time, chain_prefix, hash_link, utc
 from projections.bulk import OnConflict, Row, TableRows, writer_for
 from projections.models import (
     AuditEntry,
     Lead,
+    MarketingContact,
     ProjectionOffset,
     QuarantineReason,
     QuarantineRedrive,
@@ -41,6 +47,36 @@ QROWS: Table = QuarantineRow.__table__  # type: ignore[assignment]
 QREASONS: Table = QuarantineReason.__table__  # type: ignore[assignment]
 OFFSETS: Table = ProjectionOffset.__table__  # type: ignore[assignment]
 REDRIVES: Table = QuarantineRedrive.__table__  # type: ignore[assignment]
+CONTACTS: Table = MarketingContact.__table__  # type: ignore[assignment]
+
+# Marketing contact fields copied from the event value as they are.
+CONTACT_FIELDS = (
+    "email",
+    "first_name",
+    "last_name",
+    "phone",
+    "company",
+    "job_title",
+    "lifecycle_stage",
+    "lead_status",
+    "city",
+    "country",
+    "email_optout",
+)
+CONTACT_UPDATE = (
+    *CONTACT_FIELDS,
+    "archived",
+    "source_updated_at",
+    "last_event_id",
+    "source_topic",
+    "source_partition",
+    "source_offset",
+    "updated_at",
+)
+CONTACT_COLUMNS = ("contact_id", *CONTACT_UPDATE)
+CONTACT_CONFLICT = OnConflict(
+    ("contact_id",), CONTACT_UPDATE, ("source_partition", "source_offset")
+)
 
 # Lead fields copied from the event value: text, then created_on (a date), then text.
 LEAD_TEXT_FIELDS = (
@@ -138,6 +174,7 @@ class ProjectionTopics(NamedTuple):
     leads: str = CLEAN_SALES_LEADS
     quarantine: str = QUARANTINE
     redrives: str = QUARANTINE_REDRIVES
+    contacts: str = CLEAN_MARKETING_CONTACTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +222,7 @@ class ApplyResult:
     audited: int = 0
     skipped: int = 0  # already audited (duplicate event id) or behind the chain head
     leads: int = 0
+    contacts: int = 0
     quarantined: int = 0
     redrives: int = 0
     undecodable: int = 0
@@ -235,6 +273,7 @@ class ProjectionStore:
             times = {t: (canonical_time(t), w.time(utc(t))) for t in {e.meta.time for e in fresh}}
             audit_rows, fresh = self._audit_rows(conn, fresh, times)
             lead_rows = self._lead_rows(fresh, times)
+            contact_rows = self._contact_rows(fresh, times)
             redrive_rows = self._redrive_rows(fresh)
             q_rows, reason_rows = self._quarantine_rows(conn, fresh, undecodable, redrive_rows)
             offset_rows = [(self.projection, t, p, n) for (t, p), n in sorted(positions.items())]
@@ -243,6 +282,7 @@ class ProjectionStore:
                 (
                     TableRows(AUDIT, AUDIT_COLUMNS, audit_rows),
                     TableRows(LEADS, LEAD_COLUMNS, lead_rows, LEAD_CONFLICT),
+                    TableRows(CONTACTS, CONTACT_COLUMNS, contact_rows, CONTACT_CONFLICT),
                     TableRows(QROWS, QUARANTINE_COLUMNS, q_rows, QUARANTINE_CONFLICT),
                     TableRows(QREASONS, REASON_COLUMNS, reason_rows, REASON_CONFLICT),
                     TableRows(REDRIVES, REDRIVE_COLUMNS, redrive_rows, REDRIVE_CONFLICT),
@@ -270,6 +310,7 @@ class ProjectionStore:
             audited=len(audit_rows),
             skipped=len(events) - len(fresh),
             leads=len(lead_rows),
+            contacts=len(contact_rows),
             quarantined=sum(1 for e in fresh if e.topic == self.topics.quarantine),
             redrives=len(redrive_rows),
             undecodable=len(undecodable),
@@ -374,6 +415,31 @@ class ProjectionStore:
                 stale[0].offset,
             )
         return rows, applied
+
+    def _contact_rows(
+        self, fresh: list[ConsumedEvent], times: dict[datetime, tuple[str, Any]]
+    ) -> list[Row]:
+        """One row per contact: its last event of the batch (a contact's events share a
+        partition: its id is the key)."""
+        topic, time = self.topics.contacts, self._writer.time
+        latest: dict[str, Row] = {}
+        for e in fresh:
+            if e.topic != topic:
+                continue
+            v = e.value
+            contact_id = v["contact_id"]
+            latest[contact_id] = (
+                contact_id,
+                *map(v.get, CONTACT_FIELDS),
+                bool(v.get("archived")),
+                time(utc(v["updated_at"])),
+                e.meta.id,
+                e.topic,
+                e.partition,
+                e.offset,
+                times[e.meta.time][1],
+            )
+        return list(latest.values())
 
     def _lead_rows(
         self, fresh: list[ConsumedEvent], times: dict[datetime, tuple[str, Any]]
@@ -492,6 +558,7 @@ class ProjectionStore:
         q = QROWS.c
         with self.engine.connect() as conn:
             leads = conn.scalar(select(func.count()).select_from(LEADS)) or 0
+            contacts = conn.scalar(select(func.count()).select_from(CONTACTS)) or 0
             audit = conn.scalar(select(func.count()).select_from(AUDIT)) or 0
             by_stage = {
                 r.stage: r.n
@@ -510,6 +577,7 @@ class ProjectionStore:
             }
         return {
             "leads": leads,
+            "marketing_contacts": contacts,
             "quarantine": sum(by_stage.values()),
             "quarantine_by_stage": by_stage,
             "quarantine_by_rule": by_rule,

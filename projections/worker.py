@@ -1,5 +1,6 @@
-"""The projection worker: consumes the clean leads, quarantine and quarantine re-drive
-topics with confluent-kafka and applies each batch to the read model and audit trail.
+"""The projection worker: consumes the clean leads, clean marketing contacts, quarantine
+and quarantine re-drive topics with confluent-kafka and applies each batch to the read
+model and audit trail.
 
 Positions live in the database, written in the same transaction as the rows; on every
 partition assignment the consumer seeks to them (or to the beginning). Committing offsets to
@@ -95,8 +96,8 @@ def describe_error(exc: BaseException) -> str:
 
 
 class ProjectionWorker:
-    """Consumes ``topics`` (leads, quarantine and re-drives topics) into the projection
-    store."""
+    """Consumes ``topics`` (leads, quarantine, re-drives and marketing contacts topics)
+    into the projection store."""
 
     def __init__(
         self,
@@ -138,6 +139,11 @@ class ProjectionWorker:
                 reg,
                 self.topics.redrives,
                 load_schema_text(schema_path(settings.schemas_dir, "common/QuarantineRedriven")),
+            ),
+            self.topics.contacts: AvroCodec(
+                reg,
+                self.topics.contacts,
+                load_schema_text(schema_path(settings.schemas_dir, "marketing/Contact")),
             ),
         }
         self.decoder = MessageDecoder(self.codecs)

@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError
 
 from hub.events import EventMeta, deterministic_id
-from hub.topics import CLEAN_SALES_LEADS, QUARANTINE
+from hub.topics import CLEAN_MARKETING_CONTACTS, CLEAN_SALES_LEADS, QUARANTINE
 from projections import store as store_module
 from projections.audit import utc, verify_chain
 from projections.bulk import POSTGRES_ROWS_INSERTED, SQLITE_ROWS_PER_STATEMENT
@@ -31,6 +31,7 @@ from projections.models import (
     AuditEntry,
     Base,
     Lead,
+    MarketingContact,
     ProjectionOffset,
     QuarantineReason,
     QuarantineRow,
@@ -223,7 +224,7 @@ def test_migrate_twice_is_harmless(db_url: str) -> None:
     migrate(db_url)
     eng = make_engine(db_url)
     with eng.connect() as conn:
-        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0002"
+        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0003"
     eng.dispose()
 
 
@@ -239,6 +240,7 @@ def test_apply_writes_rows_audit_and_offsets(store: ProjectionStore, engine: Eng
     counts = store.counts()
     assert counts == {
         "leads": 12,
+        "marketing_contacts": 0,
         "quarantine": 5,
         "quarantine_by_stage": {"connector": 3, "validation": 2},
         "quarantine_by_rule": {"email.syntax": 5, "phone.parse": 2},
@@ -619,3 +621,64 @@ def test_sqlite_connections_use_the_documented_settings(tmp_path: Path) -> None:
         "wal_autocheckpoint": 10_000,
         "foreign_keys": 1,
     }
+
+
+def contact_event(contact: int, version: int, partition: int, offset: int) -> ConsumedEvent:
+    contact_id = f"C-{contact:04d}"
+    value: dict[str, Any] = {
+        "contact_id": contact_id,
+        "email": f"contact{contact}.v{version}@example.com",
+        "first_name": "Pat",
+        "last_name": f"Contact{contact}",
+        "phone": "+1 415 555 0100",
+        "company": f"Company v{version}",
+        "job_title": None,
+        "lifecycle_stage": "lead",
+        "lead_status": None,
+        "city": "Oakland",
+        "country": "US",
+        "message": "never stored in the read model",
+        "email_optout": version % 2 == 1,
+        "conversion_events": 3,
+        "created_at": T0,
+        "updated_at": T0 + timedelta(hours=version),
+        "archived": version == 2,
+        "archived_at": None,
+    }
+    meta = EventMeta(
+        id=deterministic_id("contact", contact_id, str(version)),
+        source="test/hubspot",
+        type="crm.marketing.contact.validated.v1",
+        subject=contact_id,
+        time=T0 + timedelta(minutes=version),
+    )
+    raw = f"{contact_id}:{version}".encode()
+    return ConsumedEvent(CLEAN_MARKETING_CONTACTS, partition, offset, contact_id, meta, value, raw)
+
+
+def test_marketing_contacts_keep_their_latest_clean_event_once(
+    store: ProjectionStore, engine: Engine
+) -> None:
+    """The clean marketing contacts become one row per contact (the latest event; a batch
+    applied again changes nothing), typed as the schema says, with no free-text message,
+    and every event is in the audit trail."""
+    events = [contact_event(c, v, c % 2, v * 2 + c // 2) for v in range(3) for c in range(4)]
+    first = store.apply(events[:4])
+    rest = store.apply(events[4:])
+    again = store.apply(events)
+    assert (first.contacts, rest.contacts, again.audited) == (4, 4, 0)
+    with engine.connect() as conn:
+        rows = {r.contact_id: r for r in conn.execute(select(MarketingContact))}
+    assert set(rows) == {"C-0000", "C-0001", "C-0002", "C-0003"}
+    row = rows["C-0003"]
+    assert (row.email, row.company, row.email_optout, row.archived) == (
+        "contact3.v2@example.com",
+        "Company v2",
+        False,
+        True,
+    )
+    assert utc(row.source_updated_at) == T0 + timedelta(hours=2)
+    assert "message" not in MarketingContact.__table__.c
+    assert store.counts()["marketing_contacts"] == 4
+    assert store.counts()["audit_entries"] == 12
+    assert verify_chain(engine, KEY).ok
