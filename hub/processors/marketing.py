@@ -25,7 +25,9 @@ second table, contact id -> the address it last claimed (co-partitioned with the
 topic), and sends a release claim for the old address ahead of the new claim; the holder
 table frees the address if that contact still holds it. (The two claims travel on
 different partitions: another contact's claim on the freed address may be judged before
-or after the release, as if it had arrived a moment earlier or later.)
+or after the release, as if it had arrived a moment earlier or later.) An archived
+(deleted) contact passes to the clean topic, so the read model learns it, and gives its
+address up.
 """
 
 from __future__ import annotations
@@ -257,11 +259,20 @@ class MarketingContacts:
             return None
         address = uniqueness_key(str(contact["email"]))
         holder = holders.get(address)
+        assert value is not None
+        if contact.get("archived"):
+            # Archived (deleted) in the marketing platform: the read model learns it, and
+            # the contact holds no address any more.
+            if holder == contact_id:
+                del holders[address]
+                CLAIMS.labels("release").inc()
+            return Outgoing(
+                topics.CLEAN_MARKETING_CONTACTS, contact_id.encode(), value, list(headers)
+            )
         if holder is None or holder == contact_id:
             if holder is None:
                 holders[address] = contact_id
             CLAIMS.labels("new" if holder is None else "update").inc()
-            assert value is not None
             return Outgoing(
                 topics.CLEAN_MARKETING_CONTACTS, contact_id.encode(), value, list(headers)
             )

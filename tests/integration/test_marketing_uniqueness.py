@@ -4,7 +4,7 @@ the processors re-key valid ones by normalised address into a Faust table; per a
 contact holds it, every other contact's claim is quarantined naming the holder, the
 holder's own update passes — whichever worker owns the address, and after one worker is
 killed (the survivor rebuilds the table from its changelog). A holder that moves to another
-address gives the old one up."""
+address gives the old one up, and so does an archived (deleted) one."""
 
 from __future__ import annotations
 
@@ -71,7 +71,13 @@ class Contacts:
         self.version = 0
 
     def send(
-        self, contact_id: str, email: str, company: str = "Acme", message: str | None = None
+        self,
+        contact_id: str,
+        email: str,
+        company: str = "Acme",
+        message: str | None = None,
+        *,
+        archived: bool = False,
     ) -> None:
         self.version += 1
         now = datetime(2026, 11, 1, tzinfo=UTC)
@@ -83,7 +89,7 @@ class Contacts:
             "company": company,
             "message": message,
             "updated_at": now,
-            "archived": False,
+            "archived": archived,
         }
         meta = EventMeta(
             id=deterministic_id("it-contact", contact_id, str(self.version)),
@@ -216,6 +222,15 @@ def test_one_holder_per_address_across_two_workers_and_a_kill(stack: Stack) -> N
         contacts.send("C-501", "dlp501@example.com", message=f"Pay with card {CARD} please")
         contacts.flush()
         wait_for(lambda: done(2 * ADDRESSES + 3, 3 * ADDRESSES + 1), timeout=60, interval=0.5)
+
+        # Phase 6: an archived (deleted) contact reaches the clean topic and gives its
+        # address up to the next contact.
+        contacts.send("C-501", "dlp501@example.com", archived=True)
+        contacts.flush()
+        wait_for(lambda: claims_judged(ports[1], "release") >= 2, timeout=60, interval=0.5)
+        contacts.send("C-502", "DLP501@example.com")
+        contacts.flush()
+        wait_for(lambda: done(2 * ADDRESSES + 5, 3 * ADDRESSES + 1), timeout=60, interval=0.5)
     finally:
         contacts.close()
         if first.poll() is None:
@@ -226,11 +241,12 @@ def test_one_holder_per_address_across_two_workers_and_a_kill(stack: Stack) -> N
 
     clean, quarantined = outputs(stack)
     holders = {c["key"] for c in clean}
-    # the first claimants, C-020 once C-000 gave person0 up, and C-501
-    assert holders == {f"C-{i:03d}" for i in range(ADDRESSES)} | {"C-020", "C-501"}
+    # the first claimants, C-020 once C-000 gave person0 up, C-501 (archived later) and
+    # C-502 once C-501 was archived
+    assert holders == {f"C-{i:03d}" for i in range(ADDRESSES)} | {"C-020", "C-501", "C-502"}
     # every first claimant passed twice (its claim and its update), C-000 a third time (its
     # move), C-020 once: redelivered copies aside
-    assert len({c["ce_id"] for c in clean}) == 2 * ADDRESSES + 3
+    assert len({c["ce_id"] for c in clean}) == 2 * ADDRESSES + 5
     incidents = read_topic(stack.bootstrap, topics.DLP_INCIDENTS, idle=0.3)
     assert {(m.key() or b"").decode() for m in incidents} == {"C-501"}
     digits = CARD.replace(" ", "").encode()
