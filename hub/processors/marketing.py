@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -50,7 +50,7 @@ from hub.dlp.operators import KeyRing, keyring_from_master, seal
 from hub.dlp.stage import DlpStage
 from hub.errors import SchemaError
 from hub.events import H_POLICY_VERSION, EventMeta, Headers
-from hub.processors.envelope import EnvelopeReader
+from hub.processors.envelope import Envelope, EnvelopeReader
 from hub.processors.rules import Validator
 from hub.processors.validation import H_DLP_POLICY_VERSION, INCIDENT_TYPE, STAGE_DLP
 from hub.quarantine import (
@@ -98,6 +98,12 @@ class Outgoing:
     headers: Headers
 
 
+#: A consumed event as the agents hand it over: topic, partition, offset, value, headers.
+RawEvent = tuple[str, int, int, bytes | None, Headers]
+#: (the claim or a quarantine record, the contact id or None when quarantined, incidents)
+Checked = tuple[Outgoing, str | None, list[Outgoing]]
+
+
 class MarketingContacts:
     """The pure parts of both agents (no Kafka): tests drive them directly."""
 
@@ -129,19 +135,105 @@ class MarketingContacts:
             _ = c.schema_id
 
     # -- 1: rules, DLP, then a claim keyed by the normalised address ----------------------
-    def validate(
-        self,
-        addresses: Any,
-        topic: str,
-        partition: int,
-        offset: int,
-        value: bytes | None,
-        headers: Headers,
-    ) -> list[Outgoing]:
-        """``addresses`` is the Faust table contact id -> the address it last claimed (or
-        any mutable mapping). A contact that moves to another address releases the old
-        one: a release claim goes to the old address's partition, before the new claim."""
-        out, contact_id, incidents = self._validate(topic, partition, offset, value, headers)
+    def check_batch(self, batch: Sequence[RawEvent]) -> list[Checked]:
+        """Decode, the department's rules, then one DLP engine call for the batch's valid
+        contacts (one matcher pass over all their fields). Per event, in order: (the claim,
+        the contact id, DLP incidents) or (a quarantine record, None, DLP incidents) —
+        every value the DLP stage acted on is an incident, whatever the verdict."""
+        results: list[Checked | None] = [None] * len(batch)
+        valid: list[tuple[int, Envelope, str, dict[str, Any]]] = []
+        for i, (topic, partition, offset, value, headers) in enumerate(batch):
+            where = (topic, partition, offset)
+            try:
+                envelope = self._envelopes.read(headers)
+                contact = self.raw.decode(value)
+            except SchemaError as exc:
+                reason = QuarantineReason("event.decode", None, exc.message)
+                results[i] = _rejected(
+                    self._quarantine(
+                        STAGE_DECODE,
+                        [reason],
+                        origin=f"{topic}/{partition}/{offset}",
+                        meta=None,
+                        entity_id=None,
+                        raw=value,
+                        where=where,
+                    )
+                )
+                continue
+            entity = str(contact.get("contact_id") or "")
+            decision = self.validator.validate(contact)
+            if not decision.valid or decision.record is None:
+                meta = envelope.meta()
+                reasons = [
+                    QuarantineReason(r.rule_id, r.field, r.message) for r in decision.reasons
+                ]
+                results[i] = _rejected(
+                    self._quarantine(
+                        STAGE_VALIDATION,
+                        reasons,
+                        origin=meta.id,
+                        meta=meta,
+                        entity_id=entity,
+                        raw=value,
+                        where=where,
+                    )
+                )
+                continue
+            valid.append((i, envelope, entity, decision.record))
+        protections = (
+            self.dlp.protect_many(
+                [record for _, _, _, record in valid],
+                event_ids=[envelope.id for _, envelope, _, _ in valid],
+                times=[envelope.time for _, envelope, _, _ in valid],
+            )
+            if self.dlp is not None and valid
+            else [None] * len(valid)
+        )
+        lineage = {H_POLICY_VERSION: self.policy_version}
+        if self.dlp is not None:
+            lineage[H_DLP_POLICY_VERSION] = self.dlp.policy_version
+        for (i, envelope, entity, checked), protected in zip(valid, protections, strict=True):
+            record = checked
+            incidents: list[Outgoing] = []
+            if protected is not None:
+                meta = envelope.meta()
+                incidents = [self._incident(meta, entity, inc) for inc in protected.incidents]
+                if protected.record is None:
+                    topic, partition, offset, value, _ = batch[i]
+                    reasons = [
+                        QuarantineReason(rule, field, f"{entity_name} is blocked by DLP policy")
+                        for rule, field, entity_name in protected.blocked
+                    ]
+                    results[i] = _rejected(
+                        self._quarantine(
+                            STAGE_DLP,
+                            reasons,
+                            origin=meta.id,
+                            meta=meta,
+                            entity_id=entity,
+                            raw=value,
+                            where=(topic, partition, offset),
+                        ),
+                        incidents,
+                    )
+                    continue
+                record = protected.record
+            claim = Outgoing(
+                topics.MARKETING_EMAIL_CLAIMS,
+                uniqueness_key(str(record["email"])).encode(),
+                self.clean.encode(record),
+                envelope.derived_headers(VALIDATED_TYPE, lineage),
+            )
+            results[i] = (claim, entity, incidents)
+        return [r for r in results if r is not None]
+
+    def claims(self, addresses: Any, checked: Checked) -> list[Outgoing]:
+        """The outputs of one checked event. ``addresses`` is the Faust table contact id ->
+        the address it last claimed (or any mutable mapping); a contact that moves to
+        another address releases the old one: a release claim goes to the old address's
+        partition, ahead of the new claim."""
+        out, contact_id, incidents = checked
         if contact_id is None:  # quarantined
             return [*incidents, out]
         address = out.key.decode()
@@ -158,81 +250,6 @@ class MarketingContacts:
             [*out.headers, (H_CLAIM, RELEASE.encode())],
         )
         return [*incidents, release, out]
-
-    def _validate(
-        self, topic: str, partition: int, offset: int, value: bytes | None, headers: Headers
-    ) -> tuple[Outgoing, str | None, list[Outgoing]]:
-        """(the claim, the contact id, DLP incidents) or (a quarantine record, None, DLP
-        incidents): every value the DLP stage acted on is an incident, whatever the
-        verdict."""
-        try:
-            envelope = self._envelopes.read(headers)
-            contact = self.raw.decode(value)
-        except SchemaError as exc:
-            origin = f"{topic}/{partition}/{offset}"
-            return _rejected(
-                self._quarantine(
-                    STAGE_DECODE,
-                    [QuarantineReason("event.decode", None, exc.message)],
-                    origin=origin,
-                    meta=None,
-                    entity_id=None,
-                    raw=value,
-                    where=(topic, partition, offset),
-                )
-            )
-        meta = envelope.meta()
-        entity = str(contact.get("contact_id") or "")
-        decision = self.validator.validate(contact)
-        record = decision.record
-        if not decision.valid or record is None:
-            reasons = [QuarantineReason(r.rule_id, r.field, r.message) for r in decision.reasons]
-            return _rejected(
-                self._quarantine(
-                    STAGE_VALIDATION,
-                    reasons,
-                    origin=meta.id,
-                    meta=meta,
-                    entity_id=entity,
-                    raw=value,
-                    where=(topic, partition, offset),
-                )
-            )
-        incidents: list[Outgoing] = []
-        if self.dlp is not None:
-            [protected] = self.dlp.protect_many([record], event_ids=[meta.id], times=[meta.time])
-            incidents = [self._incident(meta, entity, i) for i in protected.incidents]
-            if protected.record is None:
-                reasons = [
-                    QuarantineReason(rule, field, f"{entity_name} is blocked by DLP policy")
-                    for rule, field, entity_name in protected.blocked
-                ]
-                return _rejected(
-                    self._quarantine(
-                        STAGE_DLP,
-                        reasons,
-                        origin=meta.id,
-                        meta=meta,
-                        entity_id=entity,
-                        raw=value,
-                        where=(topic, partition, offset),
-                    ),
-                    incidents,
-                )
-            record = protected.record
-        lineage = {H_POLICY_VERSION: self.policy_version}
-        if self.dlp is not None:
-            lineage[H_DLP_POLICY_VERSION] = self.dlp.policy_version
-        return (
-            Outgoing(
-                topics.MARKETING_EMAIL_CLAIMS,
-                uniqueness_key(str(record["email"])).encode(),
-                self.clean.encode(record),
-                envelope.derived_headers(VALIDATED_TYPE, lineage),
-            ),
-            entity,
-            incidents,
-        )
 
     # -- 2: the address's holder decides --------------------------------------------------
     def judge(
@@ -397,12 +414,13 @@ def add_marketing_agents(app: faust.App, settings: Settings) -> None:
 
     async def validate_contacts(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         async for events in stream.take_events(batch_size, within):  # type: ignore[attr-defined]
+            checked = stage.check_batch(
+                [(*_position(e), e.message.value, _headers(e)) for e in events]
+            )
             claims_out: list[Outgoing] = []
-            for e in events:
-                with _current(e):
-                    claims_out += stage.validate(
-                        addresses, *_position(e), e.message.value, _headers(e)
-                    )
+            for e, result in zip(events, checked, strict=True):
+                with _current(e):  # the addresses table's write belongs to this event
+                    claims_out += stage.claims(addresses, result)
             await send_all(claims_out)
             await app.producer.flush()  # the addresses table's changelog too
             yield None
@@ -439,9 +457,7 @@ def _current(event: EventT[bytes]) -> Iterator[None]:
         _current_event.reset(token)
 
 
-def _rejected(
-    quarantined: Outgoing, incidents: list[Outgoing] | None = None
-) -> tuple[Outgoing, None, list[Outgoing]]:
+def _rejected(quarantined: Outgoing, incidents: list[Outgoing] | None = None) -> Checked:
     return quarantined, None, incidents or []
 
 
