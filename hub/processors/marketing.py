@@ -265,8 +265,19 @@ class MarketingContacts:
         """``holders`` is the Faust table (address -> contact id) or any mutable mapping.
         A release (``hub_claim: release``, keyed by the address given up) frees the address
         if the contact still holds it, and emits nothing."""
-        envelope = self._envelopes.read(headers)
-        contact = self.clean.decode(value)
+        try:
+            envelope = self._envelopes.read(headers)
+            contact = self.clean.decode(value)
+        except SchemaError as exc:  # only this agent writes the topic; still, never a crash
+            return self._quarantine(
+                STAGE_DECODE,
+                [QuarantineReason("event.decode", None, exc.message)],
+                origin=f"{topic}/{partition}/{offset}",
+                meta=None,
+                entity_id=None,
+                raw=value,
+                where=(topic, partition, offset),
+            )
         contact_id = str(contact["contact_id"])
         if _header(headers, H_CLAIM) == RELEASE:
             released = (key or b"").decode()

@@ -231,6 +231,12 @@ def test_one_holder_per_address_across_two_workers_and_a_kill(stack: Stack) -> N
         contacts.send("C-502", "DLP501@example.com")
         contacts.flush()
         wait_for(lambda: done(2 * ADDRESSES + 5, 3 * ADDRESSES + 1), timeout=60, interval=0.5)
+
+        # Phase 7: garbage on the internal claims topic is quarantined, not a crash.
+        contacts.producer.produce(topics.MARKETING_EMAIL_CLAIMS, key=b"x", value=b"not avro")
+        contacts.flush()
+        wait_for(lambda: done(2 * ADDRESSES + 5, 3 * ADDRESSES + 2), timeout=60, interval=0.5)
+        assert second.poll() is None
     finally:
         contacts.close()
         if first.poll() is None:
@@ -254,7 +260,10 @@ def test_one_holder_per_address_across_two_workers_and_a_kill(stack: Stack) -> N
         for m in read_topic(stack.bootstrap, topic, idle=0.3):
             assert digits not in (m.value() or b"").replace(b" ", b""), topic
 
-    by_contact = {q["key"]: q for q in quarantined}
+    decode = [q for q in quarantined if q["rules"] == "event.decode"]
+    [garbage] = {q["key"] for q in decode}  # topic/partition/offset of the bad claim
+    assert garbage.startswith(f"{topics.MARKETING_EMAIL_CLAIMS}/")
+    by_contact = {q["key"]: q for q in quarantined if q["rules"] != "event.decode"}
     assert set(by_contact) == {f"C-{i:03d}" for i in range(ADDRESSES, 4 * ADDRESSES)} | {"C-999"}
     for i in range(ADDRESSES, 4 * ADDRESSES):
         q = by_contact[f"C-{i:03d}"]
