@@ -321,25 +321,7 @@ class HubSpotConnector(SourceConnectorBase):
             rid = f"{prefix}:{mapped.id}:archived:{value['archived_at']}"
         else:
             rid = f"{prefix}:{mapped.id}:{mapped.modified}"
-        if mapped.reasons:
-            return SourceRecord(
-                record_id=rid,
-                key=mapped.id,
-                stream=stream,
-                cursor=at,
-                reasons=mapped.reasons,
-                raw=_raw(obj),
-                event_time=_when(mapped.modified),
-                error_class="SkippableError",
-            )
-        return SourceRecord(
-            record_id=rid,
-            value=value,
-            key=mapped.id,
-            stream=stream,
-            cursor=at,
-            event_time=_when(mapped.modified),
-        )
+        return self._plain(stream, rid, mapped, obj, at)
 
     def _associations(
         self, stream: Stream, cursor: dict[str, Any] | None
