@@ -11,10 +11,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 import pytest
@@ -22,7 +19,7 @@ from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from hub import topics
-from hub.broker import EmbeddedBroker, ensure_topics, free_port
+from hub.broker import free_port
 from hub.events import EventMeta, deterministic_id
 from hub.processors.marketing import H_EMAIL_HOLDER, UNIQUE_RULE
 from hub.serde import AvroCodec, load_schema_text, schema_path
@@ -31,10 +28,10 @@ from tests.integration.conftest import (
     headers_of,
     hub_env,
     read_topic,
-    running_registry,
     stop_process,
     wait_for,
 )
+from tests.integration.test_processor_worker import Stack, stack
 
 pytestmark = pytest.mark.integration
 
@@ -42,22 +39,7 @@ SCHEMAS = REPO_ROOT / "schemas"
 ADDRESSES = 20
 DLP_KEY = "it-marketing-dlp-key"
 CARD = "4539 1488 0343 6467"
-
-
-@dataclass(frozen=True)
-class Stack:
-    bootstrap: str
-    registry_url: str
-    home: Path
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    home = tmp_path_factory.mktemp("marketing")
-    with EmbeddedBroker() as broker:
-        ensure_topics(broker.bootstrap)
-        with running_registry(broker.bootstrap, topics.SCHEMAS) as url:
-            yield Stack(broker.bootstrap, url, home)
+_ = stack  # the processor tests' own broker and registry (a fixture, used by name)
 
 
 class Contacts:
