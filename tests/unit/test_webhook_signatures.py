@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import pytest
+from hubspot.utils.signature import Signature as hubspot_signature
 
 from hub.webhooks.base import SignedRequest
 from hub.webhooks.signatures import (
@@ -29,8 +30,6 @@ from hub.webhooks.signatures import (
     sign,
     verify,
 )
-
-hubspot_signature = pytest.importorskip("hubspot.utils.signature").Signature
 
 SECRET = "yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy"
 NOW = 1_764_504_000.0  # 2025-11-30T12:00:00Z
