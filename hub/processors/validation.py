@@ -1,5 +1,8 @@
-"""The processor chain for sales leads: decode raw events, apply the department's rules,
-then the DLP stage, and encode the outputs. Pure with respect to Kafka: it takes consumed
+"""The processor chain of a department's records: decode raw events, apply the
+department's rules, then the DLP stage, and encode the outputs. One chain serves every
+department whose records need no state across events (sales leads, service tickets, HR
+employees and erasures: ``FLOWS``); marketing's uniqueness needs a table
+(``hub.processors.marketing``). Pure with respect to Kafka: it takes consumed
 messages and returns messages to produce, so the Faust agent only moves data and the
 chain is testable without a broker.
 
@@ -38,11 +41,80 @@ from hub.serde import AvroCodec, load_schema_text, schema_path
 if TYPE_CHECKING:
     from hub.settings import Settings
 
-VALIDATED_TYPE = "crm.sales.lead.validated.v1"
 INCIDENT_TYPE = "crm.dlp.incident.v1"
 STAGE_DLP = "dlp"
 H_DLP_POLICY_VERSION = "hub_dlp_policy_version"
-SOURCE = "urn:crm-hub:processor:sales-leads"
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    """One department's records through the chain: where they come from and go, their
+    schemas (names under schemas/), the field that keys them, and the event type and
+    CloudEvents source of the validated events. ``rules`` names the section of
+    policies/validation.yaml (default: the department's)."""
+
+    name: str
+    department: str
+    source_topic: str
+    clean_topic: str
+    raw_schema: str
+    clean_schema: str
+    key_field: str
+    validated_type: str
+    rules: str = ""
+    scan: bool = True  # through the DLP stage (an erasure carries nothing to scan)
+
+    @property
+    def source(self) -> str:
+        return f"urn:crm-hub:processor:{self.name}"
+
+
+SALES_LEADS = Flow(
+    "sales-leads",
+    "sales",
+    topics.RAW_SALES_LEADS,
+    topics.CLEAN_SALES_LEADS,
+    "sales/LeadCaptured",
+    "sales/Lead",
+    "lead_id",
+    "crm.sales.lead.validated.v1",
+)
+SERVICE_TICKETS = Flow(
+    "service-tickets",
+    "service",
+    topics.RAW_SERVICE_TICKETS,
+    topics.CLEAN_SERVICE_TICKETS,
+    "service/TicketChanged",
+    "service/TicketChanged",
+    "ticket_id",
+    "crm.service.ticket.validated.v1",
+)
+HR_EMPLOYEES = Flow(
+    "hr-employees",
+    "hr",
+    topics.RAW_HR_EMPLOYEES,
+    topics.CLEAN_HR_EMPLOYEES,
+    "hr/EmployeeChanged",
+    "hr/EmployeeChanged",
+    "employee_id",
+    "crm.hr.employee.validated.v1",
+)
+HR_ERASURES = Flow(
+    "hr-employee-erasures",
+    "hr",
+    topics.RAW_HR_ERASURES,
+    topics.CLEAN_HR_ERASURES,
+    "hr/EmployeeErased",
+    "hr/EmployeeErased",
+    "employee_id",
+    "crm.hr.employee.erasure.validated.v1",
+    rules="hr_erasures",
+    scan=False,
+)
+#: The flows the processor worker runs with this chain (sales in its own process).
+FLOWS = (SALES_LEADS, SERVICE_TICKETS, HR_EMPLOYEES, HR_ERASURES)
+VALIDATED_TYPE = SALES_LEADS.validated_type
+SOURCE = SALES_LEADS.source
 
 EVENTS = Counter(
     "hub_validation_events_total", "Events through the validation stage", ["department", "outcome"]
@@ -71,8 +143,8 @@ class OutMessage:
 
 
 class ValidationStage:
-    """Raw sales lead events in; protected clean leads, quarantine records and DLP
-    incidents out."""
+    """Raw events of one flow in (sales leads by default); protected clean records,
+    quarantine records and DLP incidents out."""
 
     def __init__(
         self,
@@ -80,9 +152,9 @@ class ValidationStage:
         *,
         schemas_dir: Path,
         policies_dir: Path,
-        department: str = "sales",
-        source_topic: str = topics.RAW_SALES_LEADS,
-        clean_topic: str = topics.CLEAN_SALES_LEADS,
+        flow: Flow = SALES_LEADS,
+        source_topic: str | None = None,
+        clean_topic: str | None = None,
         quarantine_topic: str = topics.QUARANTINE,
         incidents_topic: str = topics.DLP_INCIDENTS,
         dlp: DlpStage | None = None,
@@ -92,7 +164,11 @@ class ValidationStage:
         from hub.processors.rules import Validator
 
         policy = load_validation_policy(policies_dir / "validation.yaml")
-        self.validator = Validator(policy, department)
+        department = flow.department
+        source_topic = source_topic or flow.source_topic
+        clean_topic = clean_topic or flow.clean_topic
+        self.validator = Validator(policy, flow.rules or department)
+        self.flow = flow
         self.department = department
         self.clean_topic = clean_topic
         self.quarantine_topic = quarantine_topic
@@ -103,8 +179,8 @@ class ValidationStage:
         def codec(topic: str, name: str) -> AvroCodec:
             return AvroCodec(registry, topic, load_schema_text(schema_path(schemas_dir, name)))
 
-        self.raw = codec(source_topic, "sales/LeadCaptured")
-        self.clean = codec(clean_topic, "sales/Lead")
+        self.raw = codec(source_topic, flow.raw_schema)
+        self.clean = codec(clean_topic, flow.clean_schema)
         self.quarantine = codec(quarantine_topic, "common/QuarantineRecord")
         self.incidents = codec(incidents_topic, "dlp/DlpIncident")
         self._envelopes = EnvelopeReader()
@@ -141,6 +217,7 @@ class ValidationStage:
         if self.dlp is not None:
             lineage[H_DLP_POLICY_VERSION] = self.dlp.policy_version
         clean_topic, encode, dlp = self.clean_topic, self.clean.encode, self.dlp
+        key_field, validated_type = self.flow.key_field, self.flow.validated_type
         # One DLP engine call for the batch's valid records (one matcher pass over all).
         passed = [
             (envelope, decision.record)
@@ -158,7 +235,7 @@ class ValidationStage:
         )
         valid = 0
         for (msg, envelope, value), decision in zip(decoded, decisions, strict=True):
-            key = str(value["lead_id"]).encode()
+            key = str(value[key_field]).encode()
             record = decision.record
             if not decision.valid or record is None:
                 reasons = [
@@ -179,7 +256,7 @@ class ValidationStage:
                     out.append(self._quarantine(msg, envelope, value, STAGE_DLP, reasons))
                     continue
                 record = protected.record
-            headers = envelope.derived_headers(VALIDATED_TYPE, lineage)
+            headers = envelope.derived_headers(validated_type, lineage)
             out.append(OutMessage(clean_topic, key, encode(record), headers))
             valid += 1
         if valid:
@@ -209,16 +286,16 @@ class ValidationStage:
             source_partition=msg.partition,
             source_offset=msg.offset,
             source_event_id=meta.id,
-            entity_id=str(value["lead_id"]),
+            entity_id=str(value[self.flow.key_field]),
             policy_version=version,
             now=meta.time,
         )
-        q_meta = quarantine_meta(record, meta, SOURCE)
+        q_meta = quarantine_meta(record, meta, self.flow.source)
         q_meta = q_meta.derive(type=q_meta.type, id=q_meta.id, **{H_POLICY_VERSION: version})
         self._events_invalid.inc()
         for r in reasons:
             QUARANTINED.labels(stage, self.department, r.rule_id).inc()
-        key = str(value["lead_id"]).encode()
+        key = str(value[self.flow.key_field]).encode()
         return OutMessage(
             self.quarantine_topic, key, self.quarantine.encode(record), q_meta.to_headers()
         )
@@ -232,7 +309,7 @@ class ValidationStage:
     def _incident(self, meta: EventMeta, key: bytes, incident: dict[str, Any]) -> OutMessage:
         inc_meta = EventMeta(
             id=incident["incident_id"],
-            source=SOURCE,
+            source=self.flow.source,
             type=INCIDENT_TYPE,
             subject=meta.subject,
             time=incident["detected_at"],
@@ -256,7 +333,7 @@ class ValidationStage:
             source_partition=msg.partition,
             source_offset=msg.offset,
         )
-        meta = quarantine_meta(record, None, SOURCE)
+        meta = quarantine_meta(record, None, self.flow.source)
         QUARANTINED.labels(STAGE_DECODE, self.department, "event.decode").inc()
         key = msg.key or origin.encode()
         return OutMessage(
@@ -267,27 +344,69 @@ class ValidationStage:
 def build_sales_lead_stage(
     settings: Settings, *, source_topic: str = topics.RAW_SALES_LEADS
 ) -> ValidationStage:
-    """The processor chain of sales leads as the hub runs it: validation, then the DLP stage
+    """The processor chain of sales leads as the hub runs it (see ``build_flow_stage``)."""
+    return build_flow_stage(settings, SALES_LEADS, source_topic=source_topic)
+
+
+def build_flow_stage(
+    settings: Settings, flow: Flow, *, source_topic: str | None = None
+) -> ValidationStage:
+    """The processor chain of ``flow`` as the hub runs it: validation, then the DLP stage
     of policies/dlp.yaml with the hub's DLP keys (quarantine payloads sealed with them)."""
     from hub.dlp.operators import keyring_from_master
     from hub.serde import registry_client
 
     keys = keyring_from_master(settings.dlp_master_key())
-    return ValidationStage(
+    stage = ValidationStage(
         registry_client(settings.effective_registry_url),
         schemas_dir=settings.schemas_dir,
         policies_dir=settings.policies_dir,
+        flow=flow,
         source_topic=source_topic,
         keys=keys,
         dlp=build_dlp_stage(
             settings.schemas_dir,
             settings.policies_dir,
             keys,
-            department="sales",
-            topic=topics.CLEAN_SALES_LEADS,
+            department=flow.department,
+            topic=flow.clean_topic,
+            schema=flow.clean_schema,
             backend=settings.dlp_backend,
-        ),
+        )
+        if flow.scan
+        else None,
     )
+    if flow.department == SERVICE_TICKETS.department:
+        check_case_statuses(settings.policies_dir)
+    return stage
+
+
+CASE_STATUS_RULE = "service.case_status.enum"
+
+
+def check_case_statuses(policies_dir: Path) -> None:
+    """The service department's case-status enum (validation.yaml) and the statuses the
+    ticketing connector maps to (case_status.yaml) must be one list: a value in one and not
+    the other would quarantine every ticket of that status, or let an unlisted one pass.
+    A difference is a ConfigError at start."""
+    from connectors.zendesk.policy import load_case_status_policy
+    from hub.errors import ConfigError
+    from hub.policies import EnumRule, load_validation_policy
+
+    policy = load_validation_policy(policies_dir / "validation.yaml")
+    rules = policy.departments[SERVICE_TICKETS.department].rules
+    enum = next((r for r in rules if isinstance(r, EnumRule) and r.id == CASE_STATUS_RULE), None)
+    if enum is None:
+        raise ConfigError(
+            f"policies/validation.yaml: departments.service has no rule {CASE_STATUS_RULE}"
+        )
+    mapped = load_case_status_policy(policies_dir / "case_status.yaml").case_statuses
+    if set(enum.values) != set(mapped):
+        raise ConfigError(
+            f"policies/validation.yaml: {CASE_STATUS_RULE} lists "
+            f"{', '.join(enum.values)} but policies/case_status.yaml's case_statuses are "
+            f"{', '.join(mapped)}: the two lists must be the same"
+        )
 
 
 def build_dlp_stage(

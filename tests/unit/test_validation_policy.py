@@ -31,7 +31,7 @@ def test_the_real_policy_loads() -> None:
     policy = load_validation_policy(POLICY)
     assert isinstance(policy, ValidationPolicy)
     assert policy.version
-    assert set(policy.departments) == {"sales", "marketing"}
+    assert set(policy.departments) == {"sales", "marketing", "service", "hr", "hr_erasures"}
     assert Validator(policy, "sales").policy_version == policy.version
 
 
@@ -72,6 +72,162 @@ def test_marketing_rules_of_the_crm_guide(contact: dict[str, object], rules: lis
         assert decision.record["email"] == str(contact["email"]).rsplit("@", 1)[0] + "@" + (
             str(contact["email"]).rsplit("@", 1)[1].lower()
         )
+
+
+@pytest.mark.parametrize(
+    ("department", "schema"),
+    [
+        ("sales", "sales/Lead"),
+        ("marketing", "marketing/Contact"),
+        ("service", "service/TicketChanged"),
+        ("hr", "hr/EmployeeChanged"),
+        ("hr_erasures", "hr/EmployeeErased"),
+    ],
+)
+def test_each_department_outputs_exactly_its_clean_schema(department: str, schema: str) -> None:
+    fields = json.loads((REPO / "schemas" / f"{schema}.avsc").read_text())["fields"]
+    rules = load_validation_policy(POLICY).departments[department]
+    assert rules.output_fields == tuple(f["name"] for f in fields)
+    # A non-null string field the validator could blank out has a required rule.
+    required = {r.field for r in rules.rules if isinstance(r, RequiredRule)}
+    must = {f["name"] for f in fields if f["type"] == "string"}
+    assert must <= required, f"{department}: no required rule for {sorted(must - required)}"
+
+
+TICKET = {
+    "ticket_id": 35436,
+    "generated_timestamp": 1764460800,
+    "status": "open",
+    "case_status": "In Progress",
+    "case_status_policy": "2026.12-service.1",
+    "subject": "Printer on fire",
+    "priority": "high",
+    "ticket_type": "incident",
+    "tags": ["printer"],
+    "created_at": "2026-11-29T10:00:00Z",
+    "updated_at": "2026-11-30T10:00:00Z",
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "rules", "canonical"),
+    [
+        ({}, [], {"case_status": "In Progress"}),
+        ({"case_status": "resolved"}, [], {"case_status": "Resolved"}),  # canonical spelling
+        ({"case_status": "WAITING ON CUSTOMER"}, [], {"case_status": "Waiting on Customer"}),
+        ({"case_status": "Escalated"}, ["service.case_status.enum"], None),
+        ({"case_status": "Solved"}, ["service.case_status.enum"], None),  # Zendesk's, not ours
+        ({"case_status": None}, ["service.case_status.required"], None),
+        ({"case_status": " "}, ["service.case_status.required"], None),
+        ({"status": None}, ["service.status.required"], None),
+        ({"ticket_id": None}, ["service.ticket_id.required"], None),
+        ({"updated_at": ""}, ["service.updated_at.required"], None),
+        ({"subject": "S" * 256}, ["service.subject.max_length"], None),
+        ({"subject": "S" * 255}, [], {"subject": "S" * 255}),
+        ({"priority": "URGENT"}, [], {"priority": "urgent"}),
+        ({"priority": "critical"}, ["service.priority.enum"], None),
+        ({"priority": None, "ticket_type": None}, [], {"priority": None}),
+        ({"ticket_type": "bug"}, ["service.ticket_type.enum"], None),
+        (
+            {"case_status": "Done", "ticket_type": "bug"},
+            ["service.case_status.enum", "service.ticket_type.enum"],
+            None,
+        ),
+    ],
+)
+def test_service_rules_of_the_crm_guide(
+    change: dict[str, object], rules: list[str], canonical: dict[str, object] | None
+) -> None:
+    """Service: a case status must be one of the predefined values (CRM guide), in its
+    canonical spelling; required fields, lengths, and Zendesk's own enums."""
+    decision = Validator(load_validation_policy(POLICY), "service").validate({**TICKET, **change})
+    assert [r.rule_id for r in decision.reasons] == rules
+    assert decision.valid == (not rules)
+    if canonical is not None:
+        assert decision.record is not None
+        assert {k: decision.record[k] for k in canonical} == canonical
+        assert decision.record["tags"] == ["printer"]
+
+
+EMPLOYEE = {
+    "employee_id": "4",
+    "change_type": "Updated",
+    "source_system": "bamboohr",
+    "minimisation_policy": "2026-11-30.1",
+    "first_name": "Charlotte",
+    "last_name": "Abbott",
+    "work_email": "cabbott@Efficient.example",
+    "employment_status": "Active",
+    "hire_date": "2016-06-12",
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "rules"),
+    [
+        ({}, []),
+        ({"employee_id": None}, ["hr.employee_id.required"]),
+        ({"last_name": "  "}, ["hr.last_name.required"]),
+        ({"change_type": "Deleted"}, ["hr.change_type.enum"]),  # deletions are erasures
+        ({"change_type": "exported"}, []),
+        ({"minimisation_policy": None}, ["hr.minimisation_policy.required"]),
+        ({"work_email": "cabbott-at-efficient"}, ["hr.work_email.format"]),
+        ({"work_email": None}, []),  # not every employee has a work address
+        ({"first_name": "F" * 101}, ["hr.first_name.max_length"]),
+        ({"job_title": "T" * 129}, ["hr.job_title.max_length"]),
+        ({"employment_status": "On leave"}, ["hr.employment_status.enum"]),
+        ({"employee_id": "9" * 65}, ["hr.employee_id.max_length"]),
+    ],
+)
+def test_hr_rules(change: dict[str, object], rules: list[str]) -> None:
+    """HR: required fields, the CRM's column sizes, a valid work e-mail (normalised),
+    and the source's enums."""
+    decision = Validator(load_validation_policy(POLICY), "hr").validate({**EMPLOYEE, **change})
+    assert [r.rule_id for r in decision.reasons] == rules
+    if not rules:
+        assert decision.record is not None
+        if decision.record["work_email"] is not None:
+            assert decision.record["work_email"] == "cabbott@efficient.example"
+
+
+@pytest.mark.parametrize(
+    ("change", "rules"),
+    [
+        ({}, []),
+        ({"employee_id": ""}, ["hr_erasures.employee_id.required"]),
+        ({"erased_at": None}, ["hr_erasures.erased_at.required"]),
+    ],
+)
+def test_hr_erasure_rules(change: dict[str, object], rules: list[str]) -> None:
+    erasure = {
+        "employee_id": "4",
+        "erased_at": "2026-11-30T08:00:00Z",
+        "source_system": "bamboohr",
+        "minimisation_policy": "2026-11-30.1",
+    }
+    decision = Validator(load_validation_policy(POLICY), "hr_erasures").validate(
+        {**erasure, **change}
+    )
+    assert [r.rule_id for r in decision.reasons] == rules
+
+
+def test_service_case_statuses_are_the_ticketing_policys(tmp_path: Path) -> None:
+    """The enum of validation.yaml and case_status.yaml's case_statuses are one list: the
+    real files agree, and a difference is a ConfigError at start naming both files."""
+    from hub.processors.validation import check_case_statuses
+
+    check_case_statuses(REPO / "policies")  # the real files agree
+    for name in ("validation.yaml", "case_status.yaml"):
+        (tmp_path / name).write_text((REPO / "policies" / name).read_text())
+    case_status = tmp_path / "case_status.yaml"
+    case_status.write_text(
+        case_status.read_text().replace(
+            "case_statuses: [Open, In Progress, Waiting on Customer, Resolved, Closed]",
+            "case_statuses: [Open, In Progress, Waiting on Customer, Resolved, Closed, Escalated]",
+        )
+    )
+    with pytest.raises(ConfigError, match=r"service\.case_status\.enum lists .* must be the same"):
+        check_case_statuses(tmp_path)
 
 
 def test_sales_output_is_exactly_the_lead_schema() -> None:

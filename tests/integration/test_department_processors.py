@@ -1,0 +1,206 @@
+"""The service and HR chains of the processor worker (``crmhub worker processor``) on its
+own broker and registry: raw tickets, employees and erasures in, as their connectors
+publish them; out come clean records in the department's canonical form with what DLP
+must protect protected, and quarantine records naming the broken rule — a case status
+outside the CRM's list is quarantined, never coerced."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from hub import topics
+from hub.broker import free_port
+from hub.events import EventMeta, deterministic_id
+from hub.serde import AvroCodec, load_schema_text, schema_path
+from hub.settings import REPO_ROOT
+from tests.integration.conftest import headers_of, read_topic, stop_process, wait_for
+from tests.integration.test_marketing_uniqueness import start_processor
+from tests.integration.test_processor_worker import Stack, stack
+
+pytestmark = pytest.mark.integration
+
+SCHEMAS = REPO_ROOT / "schemas"
+SSN = "536-22-1234"
+CARD = "4539 1488 0343 6467"
+_ = stack  # the processor tests' own broker and registry (a fixture, used by name)
+
+
+class Publisher:
+    """Publishes raw records as the department connectors do (Avro + CloudEvents)."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.registry = SchemaRegistryClient({"url": stack.registry_url})
+        self.producer = Producer({"bootstrap.servers": stack.bootstrap, "acks": "all"})
+        self.codecs: dict[str, AvroCodec] = {}
+
+    def send(self, topic: str, schema: str, key: str, value: dict[str, Any], n: int) -> None:
+        codec = self.codecs.get(topic)
+        if codec is None:
+            text = load_schema_text(schema_path(SCHEMAS, schema))
+            codec = self.codecs[topic] = AvroCodec(self.registry, topic, text)
+        department = topic.split(".")[2]
+        meta = EventMeta(
+            id=deterministic_id("it-department", topic, key, str(n)),
+            source=f"urn:test:{department}",
+            type=f"crm.{department}.test.v1",
+            subject=key,
+            time=datetime(2026, 11, 30, tzinfo=UTC),
+            lineage={"hub_department": department, "hub_connector": f"{department}-it"},
+        )
+        self.producer.produce(
+            topic,
+            key=key.encode(),
+            value=codec.encode(value),
+            headers=meta.to_headers(),  # type: ignore[arg-type]
+        )
+
+    def close(self) -> None:
+        assert self.producer.flush(15) == 0
+        self.registry.__exit__()
+
+
+def ticket(ticket_id: int, case_status: str, **change: Any) -> dict[str, Any]:
+    return {
+        "ticket_id": ticket_id,
+        "generated_timestamp": 1_764_460_800,
+        "subject": f"Case {ticket_id}",
+        "description": "Please refund",
+        "status": "open",
+        "case_status": case_status,
+        "case_status_policy": "2026.12-service.1",
+        "priority": "normal",
+        "ticket_type": "question",
+        "tags": ["billing"],
+        "created_at": "2026-11-29T10:00:00Z",
+        "updated_at": "2026-11-30T10:00:00Z",
+        **change,
+    }
+
+
+def employee(employee_id: str, **change: Any) -> dict[str, Any]:
+    return {
+        "employee_id": employee_id,
+        "change_type": "Updated",
+        "source_system": "bamboohr",
+        "minimisation_policy": "2026-11-30.1",
+        "first_name": "Charlotte",
+        "last_name": "Abbott",
+        "work_email": f"E{employee_id}@Acme.example",
+        "work_phone": "+1 801 555 0100",
+        "job_title": "Analyst",
+        "employment_status": "Active",
+        "hire_date": "2016-06-12",
+        **change,
+    }
+
+
+def decoded(stack: Stack, topic: str, schema: str) -> list[tuple[dict[str, str], Any]]:
+    text = load_schema_text(schema_path(SCHEMAS, schema))
+    with SchemaRegistryClient({"url": stack.registry_url}) as registry:
+        codec = AvroCodec(registry, topic, text)
+        return [
+            (headers_of(m), codec.decode(m.value())) for m in read_topic(stack.bootstrap, topic)
+        ]
+
+
+def test_service_and_hr_chains(stack: Stack) -> None:
+    pub = Publisher(stack)
+    raw_tickets, raw_employees = topics.RAW_SERVICE_TICKETS, topics.RAW_HR_EMPLOYEES
+    pub.send(raw_tickets, "service/TicketChanged", "1", ticket(1, "in progress"), 0)
+    pub.send(raw_tickets, "service/TicketChanged", "2", ticket(2, "Escalated"), 0)
+    pub.send(
+        raw_tickets,
+        "service/TicketChanged",
+        "3",
+        ticket(3, "Resolved", description=f"charged twice on {CARD}", priority="critical"),
+        0,
+    )
+    pub.send(
+        raw_tickets,
+        "service/TicketChanged",
+        "4",
+        ticket(4, "Closed", description=f"my card is {CARD}"),
+        0,
+    )
+    pub.send(raw_employees, "hr/EmployeeChanged", "10", employee("10"), 0)
+    pub.send(
+        raw_employees,
+        "hr/EmployeeChanged",
+        "11",
+        employee("11", job_title=f"Analyst (SSN {SSN})"),
+        0,
+    )
+    pub.send(raw_employees, "hr/EmployeeChanged", "12", employee("12", work_email="nope"), 0)
+    pub.send(
+        topics.RAW_HR_ERASURES,
+        "hr/EmployeeErased",
+        "13",
+        {
+            "employee_id": "13",
+            "erased_at": "2026-11-30T09:00:00Z",
+            "source_system": "bamboohr",
+            "minimisation_policy": "2026-11-30.1",
+        },
+        0,
+    )
+    pub.close()
+
+    proc = start_processor(stack, "departments", free_port())
+    try:
+        wait_for(
+            lambda: (
+                len(read_topic(stack.bootstrap, topics.CLEAN_SERVICE_TICKETS, idle=0.3)) >= 2
+                and len(read_topic(stack.bootstrap, topics.CLEAN_HR_EMPLOYEES, idle=0.3)) >= 2
+                and len(read_topic(stack.bootstrap, topics.CLEAN_HR_ERASURES, idle=0.3)) >= 1
+            ),
+            timeout=90,
+            interval=1,
+        )
+    finally:
+        log = (stack.home / "departments.log").read_bytes().decode(errors="replace")
+        assert stop_process(proc) == 0, log[-3000:]
+
+    tickets = {
+        v["ticket_id"]: (h, v)
+        for h, v in decoded(stack, topics.CLEAN_SERVICE_TICKETS, "service/TicketChanged")
+    }
+    assert set(tickets) == {1, 4}
+    headers, one = tickets[1]
+    assert one["case_status"] == "In Progress"  # the canonical spelling of the list
+    assert headers["ce_type"] == "crm.service.ticket.validated.v1"
+    assert headers["hub_policy_version"].endswith("-service.1-hr.1")
+    assert CARD not in tickets[4][1]["description"]
+    assert tickets[4][1]["description"].endswith("6467")  # masked, last four kept
+
+    employees = {
+        v["employee_id"]: v
+        for _, v in decoded(stack, topics.CLEAN_HR_EMPLOYEES, "hr/EmployeeChanged")
+    }
+    assert set(employees) == {"10", "11"}
+    assert employees["10"]["work_email"] == "E10@acme.example"  # normalised, kept (policy)
+    assert employees["10"]["first_name"] == "Charlotte"  # the employee's own name: kept
+    assert SSN not in employees["11"]["job_title"]
+    assert "enc:v1:" in employees["11"]["job_title"]  # national ids of HR: encrypted
+    [(_, erasure)] = decoded(stack, topics.CLEAN_HR_ERASURES, "hr/EmployeeErased")
+    assert erasure["employee_id"] == "13"
+
+    quarantined = {
+        (q["department"], q["entity_id"]): [r["rule_id"] for r in q["reasons"]]
+        for _, q in decoded(stack, topics.QUARANTINE, "common/QuarantineRecord")
+        if q["department"] in ("service", "hr")
+    }
+    assert quarantined == {
+        ("service", "2"): ["service.case_status.enum"],  # never coerced to a near value
+        ("service", "3"): ["service.priority.enum"],
+        ("hr", "12"): ["hr.work_email.format"],
+    }
+    # Nothing sensitive in clear on any output.
+    for topic in (topics.QUARANTINE, topics.DLP_INCIDENTS, topics.CLEAN_SERVICE_TICKETS):
+        for m in read_topic(stack.bootstrap, topic, idle=0.3):
+            assert CARD.encode() not in (m.value() or b"")
+            assert SSN.encode() not in (m.value() or b"")
