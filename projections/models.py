@@ -98,6 +98,77 @@ class MarketingContact(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, doc="Event time (ce_time)")
 
 
+class ServiceCase(Base):
+    """The CRM's current view of a service case: the latest clean event per ticket (its
+    status mapped to the case-status enum, free text protected by DLP)."""
+
+    __tablename__ = "service_cases"
+
+    ticket_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    subject: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text, doc="The ticketing system's status as read")
+    case_status: Mapped[str] = mapped_column(Text, index=True)
+    case_status_policy: Mapped[str] = mapped_column(Text)
+    priority: Mapped[str | None] = mapped_column(Text)
+    ticket_type: Mapped[str | None] = mapped_column(Text)
+    requester_id: Mapped[int | None] = mapped_column(BigInteger)
+    assignee_id: Mapped[int | None] = mapped_column(BigInteger)
+    organization_id: Mapped[int | None] = mapped_column(BigInteger)
+    channel: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, doc="Created in the source")
+    source_updated_at: Mapped[datetime] = mapped_column(UtcDateTime, doc="Updated in the source")
+    generated_timestamp: Mapped[int] = mapped_column(BigInteger)
+    last_event_id: Mapped[str] = mapped_column(Text)
+    source_topic: Mapped[str] = mapped_column(Text)
+    source_partition: Mapped[int] = mapped_column(Integer)
+    source_offset: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, doc="Event time (ce_time)")
+
+
+class HrEmployee(Base):
+    """The CRM's current view of an employee (owner of CRM records), as minimised by the HR
+    connector. An erased employee has no row here (see ``HrErasure``)."""
+
+    __tablename__ = "hr_employees"
+
+    employee_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    employee_number: Mapped[str | None] = mapped_column(Text)
+    first_name: Mapped[str | None] = mapped_column(Text)
+    last_name: Mapped[str | None] = mapped_column(Text)
+    preferred_name: Mapped[str | None] = mapped_column(Text)
+    work_email: Mapped[str | None] = mapped_column(Text)
+    work_phone: Mapped[str | None] = mapped_column(Text)
+    job_title: Mapped[str | None] = mapped_column(Text)
+    department: Mapped[str | None] = mapped_column(Text)
+    division: Mapped[str | None] = mapped_column(Text)
+    location: Mapped[str | None] = mapped_column(Text)
+    employment_status: Mapped[str | None] = mapped_column(Text)
+    hire_date: Mapped[date | None] = mapped_column(Date)
+    termination_date: Mapped[date | None] = mapped_column(Date)
+    supervisor_id: Mapped[str | None] = mapped_column(Text)
+    source_system: Mapped[str] = mapped_column(Text)
+    last_event_id: Mapped[str] = mapped_column(Text)
+    source_topic: Mapped[str] = mapped_column(Text)
+    source_partition: Mapped[int] = mapped_column(Integer)
+    source_offset: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, doc="Event time (ce_time)")
+
+
+class HrErasure(Base):
+    """An employee deleted at the HR source: the read model erased the employee's row and
+    keeps none from later (or re-delivered earlier) events. Only the id and when: nothing
+    personal."""
+
+    __tablename__ = "hr_erasures"
+
+    employee_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    erased_at: Mapped[datetime] = mapped_column(UtcDateTime, doc="Deleted at the source")
+    source_system: Mapped[str] = mapped_column(Text)
+    last_event_id: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, doc="Event time (ce_time)")
+
+
 class QuarantineRow(Base):
     """One row per quarantine event, for data stewards. The payload stays on the topic."""
 

@@ -14,7 +14,7 @@ import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from operator import attrgetter
 from typing import Any, NamedTuple
 
@@ -22,8 +22,11 @@ from sqlalchemy import Connection, Engine, Table, TextClause, func, select, text
 
 from hub.events import EventMeta, deterministic_id
 from hub.topics import (
+    CLEAN_HR_EMPLOYEES,
+    CLEAN_HR_ERASURES,
     CLEAN_MARKETING_CONTACTS,
     CLEAN_SALES_LEADS,
+    CLEAN_SERVICE_TICKETS,
     QUARANTINE,
     QUARANTINE_REDRIVES,
 )
@@ -31,12 +34,15 @@ from projections.audit import GENESIS_HASH, LinkSigner, canonical_time, chain_pr
 from projections.bulk import OnConflict, Row, TableRows, writer_for
 from projections.models import (
     AuditEntry,
+    HrEmployee,
+    HrErasure,
     Lead,
     MarketingContact,
     ProjectionOffset,
     QuarantineReason,
     QuarantineRedrive,
     QuarantineRow,
+    ServiceCase,
 )
 
 log = logging.getLogger(__name__)
@@ -48,6 +54,58 @@ QREASONS: Table = QuarantineReason.__table__  # type: ignore[assignment]
 OFFSETS: Table = ProjectionOffset.__table__  # type: ignore[assignment]
 REDRIVES: Table = QuarantineRedrive.__table__  # type: ignore[assignment]
 CONTACTS: Table = MarketingContact.__table__  # type: ignore[assignment]
+CASES: Table = ServiceCase.__table__  # type: ignore[assignment]
+EMPLOYEES: Table = HrEmployee.__table__  # type: ignore[assignment]
+ERASURES: Table = HrErasure.__table__  # type: ignore[assignment]
+
+LINEAGE = ("last_event_id", "source_topic", "source_partition", "source_offset", "updated_at")
+NEWER = ("source_partition", "source_offset")
+
+# Service case fields copied from the event value as they are.
+CASE_FIELDS = (
+    "subject",
+    "description",
+    "status",
+    "case_status",
+    "case_status_policy",
+    "priority",
+    "ticket_type",
+    "requester_id",
+    "assignee_id",
+    "organization_id",
+    "channel",
+)
+CASE_UPDATE = (*CASE_FIELDS, "created_at", "source_updated_at", "generated_timestamp", *LINEAGE)
+CASE_COLUMNS = ("ticket_id", *CASE_UPDATE)
+CASE_CONFLICT = OnConflict(("ticket_id",), CASE_UPDATE, NEWER)
+
+# Employee fields copied as they are; then the two dates (ISO text in the event).
+EMPLOYEE_FIELDS = (
+    "employee_number",
+    "first_name",
+    "last_name",
+    "preferred_name",
+    "work_email",
+    "work_phone",
+    "job_title",
+    "department",
+    "division",
+    "location",
+    "employment_status",
+)
+EMPLOYEE_UPDATE = (
+    *EMPLOYEE_FIELDS,
+    "hire_date",
+    "termination_date",
+    "supervisor_id",
+    "source_system",
+    *LINEAGE,
+)
+EMPLOYEE_COLUMNS = ("employee_id", *EMPLOYEE_UPDATE)
+EMPLOYEE_CONFLICT = OnConflict(("employee_id",), EMPLOYEE_UPDATE, NEWER)
+ERASURE_COLUMNS = ("employee_id", "erased_at", "source_system", "last_event_id", "updated_at")
+# The first erasure stays: a re-delivered or repeated one changes nothing.
+ERASURE_CONFLICT = OnConflict(("employee_id",))
 
 # Marketing contact fields copied from the event value as they are.
 CONTACT_FIELDS = (
@@ -175,6 +233,9 @@ class ProjectionTopics(NamedTuple):
     quarantine: str = QUARANTINE
     redrives: str = QUARANTINE_REDRIVES
     contacts: str = CLEAN_MARKETING_CONTACTS
+    cases: str = CLEAN_SERVICE_TICKETS
+    employees: str = CLEAN_HR_EMPLOYEES
+    erasures: str = CLEAN_HR_ERASURES
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,12 +284,25 @@ class ApplyResult:
     skipped: int = 0  # already audited (duplicate event id) or behind the chain head
     leads: int = 0
     contacts: int = 0
+    cases: int = 0
+    employees: int = 0
+    erasures: int = 0
     quarantined: int = 0
     redrives: int = 0
     undecodable: int = 0
     positions: dict[Position, int] = field(default_factory=dict)
     # (topic, outcome) -> count; outcome is applied, skipped or undecodable
     outcomes: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
+def _iso_date(text: str | None) -> date | None:
+    """An HR date (the connector checked it is ISO-8601 YYYY-MM-DD)."""
+    return None if not text else date.fromisoformat(text)
+
+
+def _iso_time(text: str) -> datetime:
+    """An ISO-8601 UTC time as the sources write it (``...Z``), as an aware datetime."""
+    return utc(datetime.fromisoformat(text))
 
 
 def _now() -> datetime:
@@ -274,6 +348,9 @@ class ProjectionStore:
             audit_rows, fresh = self._audit_rows(conn, fresh, times)
             lead_rows = self._lead_rows(fresh, times)
             contact_rows = self._contact_rows(fresh, times)
+            case_rows = self._case_rows(fresh, times)
+            erasure_rows = self._erasure_rows(fresh, times)
+            employee_rows = self._employee_rows(conn, fresh, times, erasure_rows)
             redrive_rows = self._redrive_rows(fresh)
             q_rows, reason_rows = self._quarantine_rows(conn, fresh, undecodable, redrive_rows)
             offset_rows = [(self.projection, t, p, n) for (t, p), n in sorted(positions.items())]
@@ -283,12 +360,23 @@ class ProjectionStore:
                     TableRows(AUDIT, AUDIT_COLUMNS, audit_rows),
                     TableRows(LEADS, LEAD_COLUMNS, lead_rows, LEAD_CONFLICT),
                     TableRows(CONTACTS, CONTACT_COLUMNS, contact_rows, CONTACT_CONFLICT),
+                    TableRows(CASES, CASE_COLUMNS, case_rows, CASE_CONFLICT),
+                    TableRows(EMPLOYEES, EMPLOYEE_COLUMNS, employee_rows, EMPLOYEE_CONFLICT),
+                    TableRows(ERASURES, ERASURE_COLUMNS, erasure_rows, ERASURE_CONFLICT),
                     TableRows(QROWS, QUARANTINE_COLUMNS, q_rows, QUARANTINE_CONFLICT),
                     TableRows(QREASONS, REASON_COLUMNS, reason_rows, REASON_CONFLICT),
                     TableRows(REDRIVES, REDRIVE_COLUMNS, redrive_rows, REDRIVE_CONFLICT),
                     TableRows(OFFSETS, OFFSET_COLUMNS, offset_rows, OFFSET_CONFLICT),
                 ),
             )
+            if erasure_rows:
+                # Right to erasure: the employee's row goes, in the same transaction that
+                # records the erasure (later events for the id are dropped: _employee_rows).
+                conn.execute(
+                    EMPLOYEES.delete().where(
+                        EMPLOYEES.c.employee_id.in_(sorted({r[0] for r in erasure_rows}))
+                    )
+                )
             if redrive_rows:
                 # A quarantine row already in the read model: re-driven now. (One that
                 # arrives later is written re-driven: _quarantine_rows.)
@@ -311,6 +399,9 @@ class ProjectionStore:
             skipped=len(events) - len(fresh),
             leads=len(lead_rows),
             contacts=len(contact_rows),
+            cases=len(case_rows),
+            employees=len(employee_rows),
+            erasures=len(erasure_rows),
             quarantined=sum(1 for e in fresh if e.topic == self.topics.quarantine),
             redrives=len(redrive_rows),
             undecodable=len(undecodable),
@@ -441,6 +532,88 @@ class ProjectionStore:
             )
         return list(latest.values())
 
+    def _case_rows(
+        self, fresh: list[ConsumedEvent], times: dict[datetime, tuple[str, Any]]
+    ) -> list[Row]:
+        """One row per ticket: its last event of the batch (keyed by ticket id)."""
+        topic, time = self.topics.cases, self._writer.time
+        latest: dict[int, Row] = {}
+        for e in fresh:
+            if e.topic != topic:
+                continue
+            v = e.value
+            ticket_id = v["ticket_id"]
+            latest[ticket_id] = (
+                ticket_id,
+                *map(v.get, CASE_FIELDS),
+                time(_iso_time(v["created_at"])),
+                time(_iso_time(v["updated_at"])),
+                v["generated_timestamp"],
+                e.meta.id,
+                e.topic,
+                e.partition,
+                e.offset,
+                times[e.meta.time][1],
+            )
+        return list(latest.values())
+
+    def _erasure_rows(
+        self, fresh: list[ConsumedEvent], times: dict[datetime, tuple[str, Any]]
+    ) -> list[Row]:
+        topic, time = self.topics.erasures, self._writer.time
+        first: dict[str, Row] = {}
+        for e in fresh:
+            if e.topic != topic:
+                continue
+            v = e.value
+            first.setdefault(
+                v["employee_id"],
+                (
+                    v["employee_id"],
+                    time(_iso_time(v["erased_at"])),
+                    v["source_system"],
+                    e.meta.id,
+                    times[e.meta.time][1],
+                ),
+            )
+        return list(first.values())
+
+    def _employee_rows(
+        self,
+        conn: Connection,
+        fresh: list[ConsumedEvent],
+        times: dict[datetime, tuple[str, Any]],
+        erasure_rows: list[Row],
+    ) -> list[Row]:
+        """One row per employee: its last event of the batch, unless the employee was
+        erased (in this batch or before): erasure is final, whatever order the two topics
+        are read in and however often a change is re-delivered."""
+        topic, to_date = self.topics.employees, self._writer.date
+        latest: dict[str, Row] = {}
+        for e in fresh:
+            if e.topic != topic:
+                continue
+            v = e.value
+            employee_id = v["employee_id"]
+            latest[employee_id] = (
+                employee_id,
+                *map(v.get, EMPLOYEE_FIELDS),
+                to_date(_iso_date(v.get("hire_date"))),
+                to_date(_iso_date(v.get("termination_date"))),
+                v.get("supervisor_id"),
+                v["source_system"],
+                e.meta.id,
+                e.topic,
+                e.partition,
+                e.offset,
+                times[e.meta.time][1],
+            )
+        if not latest:
+            return []
+        erased = {r[0] for r in erasure_rows}
+        erased |= self._writer.existing(conn, ERASURES, "employee_id", sorted(latest))
+        return [row for employee_id, row in latest.items() if employee_id not in erased]
+
     def _lead_rows(
         self, fresh: list[ConsumedEvent], times: dict[datetime, tuple[str, Any]]
     ) -> list[Row]:
@@ -559,6 +732,9 @@ class ProjectionStore:
         with self.engine.connect() as conn:
             leads = conn.scalar(select(func.count()).select_from(LEADS)) or 0
             contacts = conn.scalar(select(func.count()).select_from(CONTACTS)) or 0
+            cases = conn.scalar(select(func.count()).select_from(CASES)) or 0
+            employees = conn.scalar(select(func.count()).select_from(EMPLOYEES)) or 0
+            erasures = conn.scalar(select(func.count()).select_from(ERASURES)) or 0
             audit = conn.scalar(select(func.count()).select_from(AUDIT)) or 0
             by_stage = {
                 r.stage: r.n
@@ -578,6 +754,9 @@ class ProjectionStore:
         return {
             "leads": leads,
             "marketing_contacts": contacts,
+            "service_cases": cases,
+            "hr_employees": employees,
+            "hr_erasures": erasures,
             "quarantine": sum(by_stage.values()),
             "quarantine_by_stage": by_stage,
             "quarantine_by_rule": by_rule,

@@ -1,6 +1,7 @@
-"""The projection worker: consumes the clean leads, clean marketing contacts, quarantine
-and quarantine re-drive topics with confluent-kafka and applies each batch to the read
-model and audit trail.
+"""The projection worker: consumes the clean topics of every department (sales leads,
+marketing contacts, service cases, HR employees and erasures), the quarantine and the
+quarantine re-drive topics with confluent-kafka and applies each batch to the read model
+and audit trail.
 
 Positions live in the database, written in the same transaction as the rows; on every
 partition assignment the consumer seeks to them (or to the beginning). Committing offsets to
@@ -96,8 +97,8 @@ def describe_error(exc: BaseException) -> str:
 
 
 class ProjectionWorker:
-    """Consumes ``topics`` (leads, quarantine, re-drives and marketing contacts topics)
-    into the projection store."""
+    """Consumes ``topics`` (``ProjectionTopics``: leads, quarantine, re-drives, marketing
+    contacts, service cases, HR employees and erasures) into the projection store."""
 
     def __init__(
         self,
@@ -144,6 +145,21 @@ class ProjectionWorker:
                 reg,
                 self.topics.contacts,
                 load_schema_text(schema_path(settings.schemas_dir, "marketing/Contact")),
+            ),
+            self.topics.cases: AvroCodec(
+                reg,
+                self.topics.cases,
+                load_schema_text(schema_path(settings.schemas_dir, "service/TicketChanged")),
+            ),
+            self.topics.employees: AvroCodec(
+                reg,
+                self.topics.employees,
+                load_schema_text(schema_path(settings.schemas_dir, "hr/EmployeeChanged")),
+            ),
+            self.topics.erasures: AvroCodec(
+                reg,
+                self.topics.erasures,
+                load_schema_text(schema_path(settings.schemas_dir, "hr/EmployeeErased")),
             ),
         }
         self.decoder = MessageDecoder(self.codecs)

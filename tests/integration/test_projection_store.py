@@ -22,7 +22,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError
 
 from hub.events import EventMeta, deterministic_id
-from hub.topics import CLEAN_MARKETING_CONTACTS, CLEAN_SALES_LEADS, QUARANTINE
+from hub.topics import (
+    CLEAN_HR_EMPLOYEES,
+    CLEAN_HR_ERASURES,
+    CLEAN_MARKETING_CONTACTS,
+    CLEAN_SALES_LEADS,
+    CLEAN_SERVICE_TICKETS,
+    QUARANTINE,
+)
 from projections import store as store_module
 from projections.audit import utc, verify_chain
 from projections.bulk import POSTGRES_ROWS_INSERTED, SQLITE_ROWS_PER_STATEMENT
@@ -30,11 +37,14 @@ from projections.db import make_engine, migrate
 from projections.models import (
     AuditEntry,
     Base,
+    HrEmployee,
+    HrErasure,
     Lead,
     MarketingContact,
     ProjectionOffset,
     QuarantineReason,
     QuarantineRow,
+    ServiceCase,
 )
 from projections.store import ConsumedEvent, Item, ProjectionStore, UndecodableEvent
 
@@ -224,7 +234,7 @@ def test_migrate_twice_is_harmless(db_url: str) -> None:
     migrate(db_url)
     eng = make_engine(db_url)
     with eng.connect() as conn:
-        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0003"
+        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0004"
     eng.dispose()
 
 
@@ -241,6 +251,9 @@ def test_apply_writes_rows_audit_and_offsets(store: ProjectionStore, engine: Eng
     assert counts == {
         "leads": 12,
         "marketing_contacts": 0,
+        "service_cases": 0,
+        "hr_employees": 0,
+        "hr_erasures": 0,
         "quarantine": 5,
         "quarantine_by_stage": {"connector": 3, "validation": 2},
         "quarantine_by_rule": {"email.syntax": 5, "phone.parse": 2},
@@ -481,6 +494,10 @@ def test_rebuild_gives_identical_audit_and_read_model(
         (QuarantineRow.__table__, store_module.QUARANTINE_COLUMNS),
         (QuarantineReason.__table__, store_module.REASON_COLUMNS),
         (ProjectionOffset.__table__, store_module.OFFSET_COLUMNS),
+        (MarketingContact.__table__, store_module.CONTACT_COLUMNS),
+        (ServiceCase.__table__, store_module.CASE_COLUMNS),
+        (HrEmployee.__table__, store_module.EMPLOYEE_COLUMNS),
+        (HrErasure.__table__, store_module.ERASURE_COLUMNS),
     ],
     ids=lambda v: getattr(v, "name", ""),
 )
@@ -690,3 +707,188 @@ def test_marketing_contacts_keep_their_latest_clean_event_once(
     assert store.counts()["marketing_contacts"] == 4
     assert store.counts()["audit_entries"] == 12
     assert verify_chain(engine, KEY).ok
+
+
+def ticket_event(
+    ticket: int, version: int, partition: int, offset: int, *, redelivery: str = ""
+) -> ConsumedEvent:
+    statuses = [("new", "Open"), ("open", "In Progress"), ("solved", "Resolved")]
+    status, case_status = statuses[version]
+    value: dict[str, Any] = {
+        "ticket_id": ticket,
+        "generated_timestamp": 1_764_460_800 + version,
+        "external_id": None,
+        "subject": f"Case {ticket} v{version}",
+        "description": "Card ****4242 charged twice",
+        "status": status,
+        "case_status": case_status,
+        "case_status_policy": "2026.12-service.1",
+        "priority": "high",
+        "ticket_type": "incident",
+        "requester_id": 9_000 + ticket,
+        "submitter_id": None,
+        "assignee_id": None,
+        "organization_id": 77,
+        "group_id": None,
+        "brand_id": None,
+        "channel": "email",
+        "tags": ["billing"],
+        "satisfaction_score": None,
+        "due_at": None,
+        "created_at": "2026-11-29T10:00:00Z",
+        "updated_at": f"2026-11-30T1{version}:00:00Z",
+    }
+    meta = EventMeta(
+        id=deterministic_id("ticket", str(ticket), str(version), redelivery),
+        source="test/zendesk",
+        type="crm.service.ticket.validated.v1",
+        subject=str(ticket),
+        time=T0 + timedelta(minutes=version),
+    )
+    raw = f"ticket:{ticket}:{version}".encode()
+    return ConsumedEvent(CLEAN_SERVICE_TICKETS, partition, offset, str(ticket), meta, value, raw)
+
+
+def test_service_cases_keep_their_latest_clean_event(
+    store: ProjectionStore, engine: Engine
+) -> None:
+    """One row per ticket with the case status of its latest event (by position: a later
+    event wins whatever it says); a batch applied again changes nothing."""
+    events = [ticket_event(t, v, t % 2, v * 2 + t // 2) for v in range(3) for t in range(4)]
+    assert store.apply(events).cases == 4
+    assert store.apply(events).cases == 0
+    # Re-opened: the ticketing system sent the ticket again, as new, at a later position.
+    assert store.apply([ticket_event(3, 0, 1, 1_000, redelivery="reopened")]).cases == 1
+    with engine.connect() as conn:
+        rows = {r.ticket_id: r for r in conn.execute(select(ServiceCase))}
+    assert set(rows) == {0, 1, 2, 3}
+    assert (rows[2].status, rows[2].case_status, rows[2].subject) == (
+        "solved",
+        "Resolved",
+        "Case 2 v2",
+    )
+    assert (rows[3].case_status, rows[3].source_offset) == ("Open", 1_000)
+    assert utc(rows[2].source_updated_at) == datetime(2026, 11, 30, 12, tzinfo=UTC)
+    assert utc(rows[2].created_at) == datetime(2026, 11, 29, 10, tzinfo=UTC)
+    assert rows[2].requester_id == 9_002
+    assert store.counts()["service_cases"] == 4
+    assert verify_chain(engine, KEY).ok
+
+
+def employee_event(
+    employee: str, version: int, partition: int, offset: int, *, source: str = "bamboohr"
+) -> ConsumedEvent:
+    value: dict[str, Any] = {
+        "employee_id": employee,
+        "change_type": "Updated" if source == "bamboohr" else "Exported",
+        "last_changed": "2026-11-30T08:00:00Z",
+        "source_system": source,
+        "source_file": None,
+        "minimisation_policy": "2026-11-30.1",
+        "employee_number": f"E{employee}",
+        "first_name": "Charlotte",
+        "last_name": f"Abbott v{version}",
+        "preferred_name": None,
+        "work_email": f"e{employee}@acme.example",
+        "work_phone": "+1 801 555 0100",
+        "job_title": "Analyst",
+        "department": "Finance",
+        "division": None,
+        "location": "Remote",
+        "employment_status": "Active",
+        "hire_date": "2016-06-12",
+        "termination_date": None,
+        "supervisor_id": None,
+    }
+    meta = EventMeta(
+        id=deterministic_id("employee", employee, str(version), source),
+        source="test/bamboohr",
+        type="crm.hr.employee.validated.v1",
+        subject=employee,
+        time=T0 + timedelta(minutes=version),
+    )
+    raw = f"employee:{employee}:{version}:{source}".encode()
+    return ConsumedEvent(CLEAN_HR_EMPLOYEES, partition, offset, employee, meta, value, raw)
+
+
+def erasure_event(employee: str, partition: int, offset: int) -> ConsumedEvent:
+    value = {
+        "employee_id": employee,
+        "erased_at": "2026-11-30T09:00:00Z",
+        "source_system": "bamboohr",
+        "minimisation_policy": "2026-11-30.1",
+    }
+    meta = EventMeta(
+        id=deterministic_id("erasure", employee),
+        source="test/bamboohr",
+        type="crm.hr.employee.erasure.validated.v1",
+        subject=employee,
+        time=T0 + timedelta(hours=1),
+    )
+    raw = f"erasure:{employee}".encode()
+    return ConsumedEvent(CLEAN_HR_ERASURES, partition, offset, employee, meta, value, raw)
+
+
+def hr_state(engine: Engine) -> tuple[dict[str, Any], set[str]]:
+    with engine.connect() as conn:
+        employees = {r.employee_id: r for r in conn.execute(select(HrEmployee))}
+        erased = set(conn.scalars(select(HrErasure.employee_id)))
+    return employees, erased
+
+
+def test_an_erased_employee_leaves_the_read_model_for_good(
+    store: ProjectionStore, engine: Engine
+) -> None:
+    """Right to erasure: the employee's row goes when the erasure arrives, and no later or
+    re-delivered change (nor a stale export row) brings it back; the erasure keeps only the
+    id and when."""
+    store.apply([employee_event(e, 0, 0, i) for i, e in enumerate(("1", "2", "3"))])
+    result = store.apply([erasure_event("2", 0, 0)])
+    assert result.erasures == 1
+    employees, erased = hr_state(engine)
+    assert (set(employees), erased) == ({"1", "3"}, {"2"})
+    # Later: an update of the erased employee, then a stale export row for them.
+    later = store.apply(
+        [employee_event("2", 1, 0, 10), employee_event("2", 2, 1, 0, source="hris-export")]
+    )
+    assert (later.employees, later.audited) == (0, 2)  # audited, not projected
+    employees, _ = hr_state(engine)
+    assert set(employees) == {"1", "3"}
+    assert employees["3"].hire_date == date(2016, 6, 12)
+    assert employees["1"].work_email == "e1@acme.example"
+    # The erasure row holds nothing personal.
+    assert [c.name for c in HrErasure.__table__.columns] == [
+        "employee_id",
+        "erased_at",
+        "source_system",
+        "last_event_id",
+        "updated_at",
+    ]
+    assert store.counts()["hr_employees"] == 2
+    assert store.counts()["hr_erasures"] == 1
+
+
+@pytest.mark.parametrize("erasure_first", [True, False])
+def test_erasure_wins_in_either_order_and_on_rebuild(
+    store: ProjectionStore,
+    engine: Engine,
+    request: pytest.FixtureRequest,
+    database_urls: list[str],
+    tmp_path: Path,
+    erasure_first: bool,
+) -> None:
+    """The two HR topics are read in no fixed order: an erasure before the employee's
+    changes, after them, or in the same batch (a rebuild) gives one state — gone."""
+    changes = [employee_event("7", v, 0, v) for v in range(3)]
+    erasure = erasure_event("7", 0, 0)
+    for batch in [[erasure], changes] if erasure_first else [changes, [erasure]]:
+        store.apply(batch)
+    assert hr_state(engine) == ({}, {"7"})
+    backend = request.node.callspec.params["db_url"]
+    with fresh_database(backend, database_urls, tmp_path) as other_url:
+        other = make_engine(other_url)
+        try:
+            ProjectionStore(other, audit_key=KEY).apply([*changes, erasure])
+            assert hr_state(other) == ({}, {"7"})
+        finally:
+            other.dispose()
