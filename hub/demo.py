@@ -1,11 +1,14 @@
-"""`crmhub demo`: the main job end to end on the embedded default.
+"""`crmhub demo`: the main job end to end on the embedded default, four departments.
 
-Generates a messy sample of sales spreadsheets, starts the embedded stack, drops the files
-into the connector's directory, follows the events to the read model and the audit trail
-with a progress bar, stops the stack, and prints a summary whose counts must reconcile.
-Every count is measured where it lives (connector offsets, topic watermarks, the
-database), never taken from the generator, except the one check that the connector read
-every row that was generated.
+Generates a messy sample of sales spreadsheets, starts local servers that reproduce the
+marketing (HubSpot), ticketing (Zendesk) and HR (BambooHR) APIs with generated accounts
+(``hub.demo_departments``), starts the embedded stack, registers a connector for each
+through the Connect REST API, drops the files (sales sheets, an HRIS export) into their
+directories, sends a burst of signed webhooks (some forged), follows the events to the
+read model and the audit trail with a progress bar, and prints a summary whose counts must
+reconcile per department. Every count is measured where it lives (connector offsets,
+topics, the database), never taken from the generators, except the checks that each
+connector read everything that was generated.
 """
 
 from __future__ import annotations
@@ -21,12 +24,25 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 
 from hub import topics
 from hub.broker import free_port
 from hub.connect_offsets import OffsetStore
 from hub.demo_data import DemoManifest, generate_demo_files
+from hub.demo_departments import (
+    Expected,
+    Flow,
+    Sizes,
+    Sources,
+    WebhookBurst,
+    api_sources,
+    connector_configs,
+    drop_export,
+    measure_flows,
+    quarantine_by_department,
+    webhook_bursts,
+)
 from hub.kafka_read import read_until_quiet
 from hub.settings import Settings, load_settings
 
@@ -51,6 +67,15 @@ class Counts:
     incidents: Counter[tuple[str, str]] = field(default_factory=Counter)  # (entity, operator)
     notes_rescanned: int = 0
     unprotected_in_read_model: int = 0
+    sales_quarantined: int = 0
+    flows: list[Flow] = field(default_factory=list)
+    erased_ids: set[str] = field(default_factory=set)
+    erased_in_read_model: int = 0
+    department_quarantine: dict[str, Counter[str]] = field(default_factory=dict)
+    connector_quarantined_by_department: Counter[str] = field(default_factory=Counter)
+    bursts: list[WebhookBurst] = field(default_factory=list)
+    webhook_events: dict[str, int] = field(default_factory=dict)  # topic -> messages
+    topic_messages: int = 0  # every message on the topics the projection reads
 
 
 def scan_topic(bootstrap: str, topic: str) -> tuple[int, int]:
@@ -83,6 +108,7 @@ def run_demo(
     home: Path | None,
     timeout: float,
     console: Console,
+    sizes: Sizes = Sizes(),  # noqa: B008 - frozen dataclass
 ) -> bool:
     from hub.runtime import Supervisor
     from projections.audit import verify_chain
@@ -99,20 +125,38 @@ def run_demo(
     staging = home / "staging"
     manifest: DemoManifest = generate_demo_files(staging, rows=rows)
     console.print(
-        f"[bold]CRM Event Hub demo[/] — {manifest.total_rows:,} sales lead rows in "
+        f"[bold]CRM Event Hub demo[/] — sales: {manifest.total_rows:,} lead rows in "
         f"{len(manifest.files)} files: "
         + ", ".join(f"{f.name} ({f.fmt}, {f.rows:,})" for f in manifest.files)
     )
     counts = Counts()
     # SIGTERM (a CI timeout, `kill`) must stop the stack like Ctrl-C does, not skip it.
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    with Supervisor(settings) as sup:
+    # The simulators first: they put the connectors' credentials in the environment the
+    # stack's processes inherit (the registered configs only reference them).
+    with api_sources(home, sizes) as sources, Supervisor(settings) as sup:
+        e = sources.expected
+        console.print(
+            f"marketing: HubSpot API at {sources.hubspot_url} ({e.contacts:,} contacts); "
+            f"service: Zendesk API at {sources.zendesk_url} ({e.tickets:,} tickets); "
+            f"HR: BambooHR API at {sources.bamboohr_url} "
+            f"({e.employees - e.export_rows:,} employees, "
+            f"{e.employees_deleted:,} deleted) and an HRIS export ({e.export_rows} rows)"
+        )
         console.print(f"embedded stack up: kafka {sup.bootstrap}, API {sup.api_url}")
         drop = settings.effective_drop_dir
         drop.mkdir(parents=True, exist_ok=True)
-        register_connectors(sup.api_url, settings, console)
+        register_connectors(sup.api_url, settings, console, sources)
         for f in manifest.files:  # atomic rename: the connector never sees half a file
             (staging / f.name).replace(drop / f.name)
+        drop_export(sources)
+        counts.bursts = webhook_bursts(sup.api_url, sizes)
+        for b in counts.bursts:
+            answers = ", ".join(f"{n} x HTTP {code}" for code, n in sorted(b.statuses.items()))
+            console.print(
+                f"webhooks: {b.sent} signed deliveries to /webhooks ({b.source}), "
+                f"{b.forged} with a forged signature: {answers}"
+            )
         engine = make_engine(settings.effective_database_url)
         deadline = time.monotonic() + timeout
         with Progress(
@@ -122,9 +166,12 @@ def run_demo(
             TimeElapsedColumn(),
             console=console,
         ) as progress:
-            read_task = progress.add_task("rows read by the connector", total=manifest.total_rows)
-            audit_task = progress.add_task("events in the audit trail", total=manifest.total_rows)
-            audited = 0
+            read_task = progress.add_task(
+                "sales rows read by the connector", total=manifest.total_rows
+            )
+            audit_task = progress.add_task("events in the audit trail", total=None)
+            audited = last = -1
+            stable_since = time.monotonic()
             while time.monotonic() < deadline:
                 sup.check()
                 counters = connector_counters(sup.bootstrap)
@@ -137,18 +184,38 @@ def run_demo(
                     audited = 0
                 progress.update(read_task, completed=counters.get("rows_read", 0))
                 progress.update(audit_task, completed=audited)
-                if (
+                now = time.monotonic()
+                if audited != last:
+                    last, stable_since = audited, now
+                sales_done = (
                     counters.get("rows_read", 0) >= manifest.total_rows
                     and audited >= counters["rows_read"]
-                ):
-                    break
+                )
+                # Settled: nothing new in the audit trail for a while. Then check that every
+                # API connector has read all its source holds; if not, keep waiting.
+                if sales_done and now - stable_since >= 3:
+                    flows, _ = measure_flows(sup.bootstrap, engine)
+                    if read_everything(flows, e):
+                        break
+                    stable_since = time.monotonic()
                 time.sleep(0.5)
-        counts = measure(sup.bootstrap, settings)
+        counts = measure(sup.bootstrap, settings, counts)
     result = verify_chain(make_engine(settings.effective_database_url), settings.audit_key_bytes())
     counts.chain_ok = result.ok
     counts.chain_detail = "" if result.ok else result.describe()
     elapsed = time.monotonic() - started
-    return report(counts, manifest, console, elapsed, home)
+    return report(counts, manifest, sources.expected, sizes, console, elapsed, home)
+
+
+def read_everything(flows: list[Flow], e: Expected) -> bool:
+    """Each API connector has published every readable record its source holds."""
+    raw = {f.raw_topic: f.raw for f in flows}
+    return (
+        raw[topics.RAW_MARKETING_CONTACTS] >= e.contacts
+        and raw[topics.RAW_SERVICE_TICKETS] >= e.tickets
+        and raw[topics.RAW_HR_EMPLOYEES] >= e.employees
+        and raw[topics.RAW_HR_ERASURES] >= e.employees_deleted
+    )
 
 
 def incident_counts(bootstrap: str, settings: Settings) -> Counter[tuple[str, str]]:
@@ -191,18 +258,21 @@ def rescan_read_model(settings: Settings) -> tuple[int, int]:
     return scanned, unprotected
 
 
-def demo_connectors(settings: Settings) -> dict[str, dict[str, str]]:
+def demo_connectors(settings: Settings, sources: Sources) -> dict[str, dict[str, str]]:
     """The connectors the demo registers (Kafka Connect configs)."""
     return {
         CONNECTOR: {
             "connector.class": "spreadsheet",
             "drop.dir": str(settings.effective_drop_dir.resolve()),
             "mapping": str(settings.lead_mapping.resolve()),
-        }
+        },
+        **connector_configs(sources),
     }
 
 
-def register_connectors(api_url: str, settings: Settings, console: Console) -> None:
+def register_connectors(
+    api_url: str, settings: Settings, console: Console, sources: Sources
+) -> None:
     """PUT /connectors/{name}/config for each demo connector (create or update, as
     `crmhub connectors apply` does), then wait until the worker reports it RUNNING."""
     import httpx
@@ -210,7 +280,7 @@ def register_connectors(api_url: str, settings: Settings, console: Console) -> N
     from hub.errors import FatalError
 
     with httpx.Client(base_url=api_url, timeout=30) as http:
-        for name, config in demo_connectors(settings).items():
+        for name, config in demo_connectors(settings, sources).items():
             answer = http.put(f"/connectors/{name}/config", json=config)
             if answer.status_code not in (200, 201):
                 raise FatalError(f"demo: registering {name} answered HTTP {answer.status_code}")
@@ -232,11 +302,11 @@ def _raise_interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def measure(bootstrap: str, settings: Settings) -> Counts:
+def measure(bootstrap: str, settings: Settings, c: Counts) -> Counts:
     from projections.db import make_engine
+    from projections.models import HrEmployee
     from projections.store import ProjectionStore
 
-    c = Counts()
     counters = connector_counters(bootstrap)
     c.rows_read = counters.get("rows_read", 0)
     c.connector_published = counters.get("published", 0)
@@ -244,9 +314,9 @@ def measure(bootstrap: str, settings: Settings) -> Counts:
     c.raw_events, _ = scan_topic(bootstrap, topics.RAW_SALES_LEADS)
     c.clean_events, c.distinct_valid_leads = scan_topic(bootstrap, topics.CLEAN_SALES_LEADS)
     c.quarantine_events, _ = scan_topic(bootstrap, topics.QUARANTINE)
-    store = ProjectionStore(
-        make_engine(settings.effective_database_url), audit_key=settings.audit_key_bytes()
-    )
+    redrives, _ = scan_topic(bootstrap, topics.QUARANTINE_REDRIVES)
+    engine = make_engine(settings.effective_database_url)
+    store = ProjectionStore(engine, audit_key=settings.audit_key_bytes())
     db = store.counts()
     c.read_model_rows = db["leads"]
     c.audit_entries = db["audit_entries"]
@@ -254,10 +324,51 @@ def measure(bootstrap: str, settings: Settings) -> Counts:
     c.quarantined_by_rule.update(db["quarantine_by_rule"])
     c.incidents = incident_counts(bootstrap, settings)
     c.notes_rescanned, c.unprotected_in_read_model = rescan_read_model(settings)
+    c.flows, c.erased_ids = measure_flows(bootstrap, engine)
+    c.department_quarantine = quarantine_by_department(engine)
+    c.connector_quarantined_by_department = connector_quarantines(engine)
+    c.sales_quarantined = sum(c.department_quarantine.get("sales", Counter()).values())
+    for topic in (topics.HUBSPOT_CONTACT_WEBHOOKS, topics.ZENDESK_TICKET_WEBHOOKS):
+        c.webhook_events[topic], _ = scan_topic(bootstrap, topic)
+    # Every message the projection reads: each is one audit entry.
+    c.topic_messages = (
+        c.clean_events + c.quarantine_events + redrives + sum(f.clean for f in c.flows)
+    )
+    erased = sorted(c.erased_ids)
+    with engine.connect() as conn:
+        c.erased_in_read_model = (
+            conn.scalar(
+                select(func.count())
+                .select_from(HrEmployee)
+                .where(HrEmployee.employee_id.in_(erased))
+            )
+            or 0
+        )
     return c
 
 
-def report(c: Counts, manifest: DemoManifest, console: Console, elapsed: float, home: Path) -> bool:
+def connector_quarantines(engine: Engine) -> Counter[str]:
+    """Records a connector could not read (stage ``connector``), by department."""
+    from projections.models import QuarantineRow
+
+    q = QuarantineRow.__table__.c
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(q.department, func.count()).where(q.stage == "connector").group_by(q.department)
+        )
+        return Counter({department or "-": n for department, n in rows})
+
+
+def report(
+    c: Counts,
+    manifest: DemoManifest,
+    expected: Expected,
+    sizes: Sizes,
+    console: Console,
+    elapsed: float,
+    home: Path,
+) -> bool:
+    sales_quarantined = c.sales_quarantined
     checks = [
         (
             "connector read every generated row",
@@ -271,18 +382,21 @@ def report(c: Counts, manifest: DemoManifest, console: Console, elapsed: float, 
         ),
         (
             "rows read = valid + quarantined",
-            c.rows_read == c.clean_events + c.quarantine_events,
-            f"{c.clean_events:,} valid + {c.quarantine_events:,} quarantined",
+            c.rows_read == c.clean_events + sales_quarantined,
+            f"{c.clean_events:,} valid + {sales_quarantined:,} quarantined",
         ),
         (
             "read-model rows = distinct valid leads",
             c.read_model_rows == c.distinct_valid_leads,
             f"{c.read_model_rows:,} rows / {c.distinct_valid_leads:,} distinct lead ids",
         ),
+    ]
+    checks += department_checks(c, expected, sizes)
+    checks += [
         (
             "audit entries = events",
-            c.audit_entries == c.clean_events + c.quarantine_events,
-            f"{c.audit_entries:,} entries / {c.clean_events + c.quarantine_events:,} events",
+            c.audit_entries == c.topic_messages,
+            f"{c.audit_entries:,} entries / {c.topic_messages:,} events on the projected topics",
         ),
         (
             "audit chain verified",
@@ -290,26 +404,27 @@ def report(c: Counts, manifest: DemoManifest, console: Console, elapsed: float, 
             c.chain_detail or "every link and signature recomputed",
         ),
     ]
-    table = Table(title="Summary")
+    table = Table(title="Summary: sales")
     table.add_column("count")
     table.add_column("value", justify="right")
     for label, value in [
         ("rows read", c.rows_read),
         ("events published (raw topic)", c.raw_events),
         ("valid (clean topic)", c.clean_events),
-        ("quarantined", c.quarantine_events),
+        ("quarantined", sales_quarantined),
         ("read-model rows (leads)", c.read_model_rows),
-        ("audit entries", c.audit_entries),
+        ("audit entries (all departments)", c.audit_entries),
     ]:
         table.add_row(label, f"{value:,}")
     console.print(table)
-    rules = Table(title="Quarantined by rule")
-    rules.add_column("stage / rule")
+    console.print(departments_table(c))
+    rules = Table(title="Quarantined by department and rule")
+    rules.add_column("department / rule")
     rules.add_column("records", justify="right")
-    for stage, n in sorted(c.quarantined_by_stage.items()):
-        rules.add_row(f"[bold]stage {stage}[/]", f"{n:,}")
-    for rule, n in c.quarantined_by_rule.most_common():
-        rules.add_row(f"  {rule}", f"{n:,}")
+    for department, by_rule in sorted(c.department_quarantine.items()):
+        rules.add_row(f"[bold]{department}[/]", f"{sum(by_rule.values()):,}")
+        for rule, n in by_rule.most_common():
+            rules.add_row(f"  {rule}", f"{n:,}")
     console.print(rules)
     checks.append(
         (
@@ -333,3 +448,101 @@ def report(c: Counts, manifest: DemoManifest, console: Console, elapsed: float, 
     verdict = "[green]reconciled[/]" if ok else "[red]NOT reconciled[/]"
     console.print(f"{verdict} in {elapsed:.1f}s — state in {home}")
     return ok
+
+
+def department_checks(c: Counts, e: Expected, sizes: Sizes) -> list[tuple[str, bool, str]]:
+    """The API departments' reconciliation: read everything, every raw event valid or
+    quarantined, the read model one row per valid record, erasure honoured, webhooks."""
+    flows = {f.raw_topic: f for f in c.flows}
+    contacts = flows[topics.RAW_MARKETING_CONTACTS]
+    tickets = flows[topics.RAW_SERVICE_TICKETS]
+    employees = flows[topics.RAW_HR_EMPLOYEES]
+    erasures = flows[topics.RAW_HR_ERASURES]
+    unreadable = c.connector_quarantined_by_department
+    out = [
+        (
+            "marketing: connector read every contact",
+            contacts.raw == e.contacts and unreadable["marketing"] >= e.contacts_unreadable,
+            f"{contacts.raw:,} published / {e.contacts:,} readable; "
+            f"{unreadable['marketing']:,} unreadable records quarantined by the connector",
+        ),
+        (
+            "service: connector read every ticket",
+            tickets.raw == e.tickets and unreadable["service"] >= e.tickets_unreadable,
+            f"{tickets.raw:,} published / {e.tickets:,} with a mapped status; "
+            f"{unreadable['service']:,} unreadable records (e.g. unmapped status) quarantined",
+        ),
+        (
+            "HR: connectors read every employee and deletion",
+            employees.raw == e.employees
+            and erasures.raw == e.employees_deleted
+            and unreadable["hr"] >= e.employees_unreadable,
+            f"{employees.raw:,} employee events / {e.employees:,} (API + export), "
+            f"{erasures.raw:,} erasures / {e.employees_deleted:,} deleted",
+        ),
+    ]
+    for f in c.flows:
+        out.append(
+            (
+                f"{f.department}: raw = valid + quarantined ({f.raw_topic})",
+                f.raw == f.clean + f.quarantined,
+                f"{f.raw:,} raw = {f.clean:,} valid + {f.quarantined:,} quarantined",
+            )
+        )
+    live = employees.clean_ids - c.erased_ids
+    for f, rows in (
+        (contacts, contacts.distinct_clean),
+        (tickets, tickets.distinct_clean),
+        (employees, len(live)),
+        (erasures, erasures.distinct_clean),
+    ):
+        out.append(
+            (
+                f"{f.department}: read-model rows = distinct valid ids ({f.clean_topic})",
+                f.read_model == rows,
+                f"{f.read_model:,} rows / {rows:,} distinct ids"
+                + (" not erased" if f is employees else ""),
+            )
+        )
+    out.append(
+        (
+            "HR: erased employees are not in the read model",
+            c.erased_in_read_model == 0 and bool(c.erased_ids),
+            f"{len(c.erased_ids):,} erased, {c.erased_in_read_model} still held "
+            "(stale export rows for them included)",
+        )
+    )
+    for burst, topic, per_delivery in (
+        (c.bursts[0], topics.HUBSPOT_CONTACT_WEBHOOKS, sizes.events_per_delivery),
+        (c.bursts[1], topics.ZENDESK_TICKET_WEBHOOKS, 1),
+    ):
+        accepted = sum(n for code, n in burst.statuses.items() if 200 <= code < 300)
+        rejected = burst.statuses.get(401, 0)
+        on_topic = c.webhook_events.get(topic, 0)
+        out.append(
+            (
+                f"webhooks ({burst.source}): signed accepted, forged refused without a write",
+                accepted == burst.sent - burst.forged
+                and rejected == burst.forged
+                and on_topic == accepted * per_delivery,
+                f"{accepted} accepted -> {on_topic:,} events on {topic}; "
+                f"{rejected} forged -> HTTP 401",
+            )
+        )
+    return out
+
+
+def departments_table(c: Counts) -> Table:
+    table = Table(title="Departments: raw -> valid / quarantined -> read model")
+    for name in ("department", "raw topic", "raw", "valid", "quarantined", "read model"):
+        table.add_column(name, justify="left" if name in ("department", "raw topic") else "right")
+    for f in c.flows:
+        table.add_row(
+            f.department,
+            f.raw_topic,
+            f"{f.raw:,}",
+            f"{f.clean:,}",
+            f"{f.quarantined:,}",
+            f"{f.read_model:,}",
+        )
+    return table

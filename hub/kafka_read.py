@@ -1,7 +1,8 @@
 """Reading a topic to its end without joining a consumer group.
 
 The embedded broker's reported high watermarks can lag the log it serves (measured: 49,993
-reported for 50,000 consumed), so "the end" is where the topic goes quiet, not a watermark.
+reported for 50,000 consumed), so "the end" is where every partition has reported its end
+(partition EOF) and the topic has then stayed quiet a moment, not a watermark.
 Partitions are assigned, not subscribed: tansu delays every group join by half the session
 timeout.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 from hub.errors import ConfigError
 
@@ -21,13 +22,21 @@ def read_until_quiet(
     source: str | Iterable[TopicPartition],
     *,
     group: str,
-    quiet: float = 1.5,
+    quiet: float = 0.5,
 ) -> Iterator[Message]:
     """Every message of ``source`` (a topic name: all its partitions from the beginning;
-    or explicit partitions and offsets), until nothing arrives for ``quiet`` seconds.
-    Error events are skipped; a named topic that does not exist is a ConfigError."""
+    or explicit partitions and offsets): until every partition has reported its end once
+    and nothing has arrived for ``quiet`` seconds since. (The quiet clock starts at the
+    last partition's end: a slow first fetch on a loaded machine is not mistaken for an
+    empty partition.) Error events are skipped; a named topic that does not exist is a
+    ConfigError."""
     consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
     )
     try:
         if isinstance(source, str):
@@ -41,13 +50,18 @@ def read_until_quiet(
         if not partitions:
             return
         consumer.assign(partitions)
+        waiting = {(tp.topic, tp.partition) for tp in partitions}
         quiet_since = time.monotonic()
-        while time.monotonic() - quiet_since < quiet:
-            batch = consumer.consume(5000, 0.2)
-            if batch:
-                quiet_since = time.monotonic()
+        while waiting or time.monotonic() - quiet_since < quiet:
+            batch = consumer.consume(5000, 0.1)
             for msg in batch:
-                if msg.error() is None:
+                err = msg.error()
+                if err is None:
+                    quiet_since = time.monotonic()
                     yield msg
+                elif err.code() == KafkaError._PARTITION_EOF:
+                    waiting.discard((msg.topic(), msg.partition()))
+            if waiting:
+                quiet_since = time.monotonic()
     finally:
         consumer.close()

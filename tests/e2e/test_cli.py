@@ -30,8 +30,23 @@ DEMO_CHECKS = (
     "events published = rows read",
     "rows read = valid + quarantined",
     "read-model rows = distinct valid leads",
+    "marketing: connector read every contact",
+    "service: connector read every ticket",
+    "HR: connectors read every employee and deletion",
+    "marketing: raw = valid + quarantined (crm.raw.marketing.contacts.v1)",
+    "service: raw = valid + quarantined (crm.raw.service.tickets.v1)",
+    "hr: raw = valid + quarantined (crm.raw.hr.employees.v1)",
+    "hr: raw = valid + quarantined (crm.raw.hr.employee-erasures.v1)",
+    "marketing: read-model rows = distinct valid ids (crm.clean.marketing.contacts.v1)",
+    "service: read-model rows = distinct valid ids (crm.clean.service.tickets.v1)",
+    "hr: read-model rows = distinct valid ids (crm.clean.hr.employees.v1)",
+    "hr: read-model rows = distinct valid ids (crm.clean.hr.employee-erasures.v1)",
+    "HR: erased employees are not in the read model",
+    "webhooks (hubspot): signed accepted, forged refused without a write",
+    "webhooks (zendesk): signed accepted, forged refused without a write",
     "audit entries = events",
     "audit chain verified",
+    "read model holds only protected values",
 )
 
 
@@ -69,7 +84,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
     home = cwd / "demo-home"
     # The demo gives up by itself after --timeout (exit 1, stack stopped). Should it hang
     # anyway, SIGINT lets its supervisor stop the children: no orphans left behind.
-    args = ["demo", "--rows", "2000", "--home", str(home), "--timeout", "90"]
+    args = ["demo", "--rows", "2000", "--home", str(home), "--timeout", "120"]
     proc = subprocess.Popen(
         [*CRMHUB, *args],
         cwd=cwd,
@@ -79,7 +94,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
         text=True,
     )
     try:
-        out, err = proc.communicate(timeout=150)
+        out, err = proc.communicate(timeout=200)
     except subprocess.TimeoutExpired:
         proc.send_signal(signal.SIGINT)
         try:
@@ -100,15 +115,26 @@ def test_demo_reconciles(demo: Demo) -> None:
     assert "reconciled in" in out
     assert "2,000 read / 2,000 generated" in out
     assert "Traceback" not in out + demo.result.stderr
-    # registered through the REST API, not by the worker's built-in default
-    assert "registered sales-leads through PUT /connectors/sales-leads/config: RUNNING" in out
+    for name in ("sales-leads", "marketing-hubspot", "service-zendesk", "hr-bamboohr"):
+        # registered through the REST API, not by the worker's built-in default
+        assert f"registered {name} through PUT /connectors/{name}/config: RUNNING" in out
+    # The per-department table and the quarantine reasons of each department.
+    for department in ("marketing", "service", "hr"):
+        assert f"│ {department} " in out
+    assert "marketing.email.unique" in out  # the double import, refused
+    assert "service.case_status.unmapped" in out  # Zendesk's deleted tickets, never coerced
 
 
 def test_audit_verify_passes_then_names_the_tampered_link(demo: Demo, tmp_path: Path) -> None:
     assert demo.result.returncode == 0
     ok = crmhub("audit", "verify", cwd=tmp_path, HUB_HOME=str(demo.home), COLUMNS="200")
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert "audit trail verified: 2000 entries" in ok.stdout
+    # Every event of the four departments (and the quarantine) is one entry.
+    with sqlite3.connect(demo.home / "hub.db") as conn:
+        (entries,) = conn.execute("SELECT count(*) FROM audit_log").fetchone()
+    assert entries > 2000
+    assert f"audit trail verified: {entries} entries" in ok.stdout
+    assert f"✓ audit entries = events: {entries:,} entries" in demo.result.stdout
 
     home = tmp_path / "tampered-home"  # a copy: the demo's own state stays as it was
     home.mkdir()

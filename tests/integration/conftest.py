@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,38 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from fastapi import FastAPI
 
-from hub.broker import free_port
 from hub.connect_state import ConnectState
 from hub.registry.api import create_registry_app
 from hub.registry.store import SchemaStore
+from hub.serving import serve
 from hub.settings import REPO_ROOT
-
-
-@contextmanager
-def serve(app: FastAPI) -> Iterator[str]:
-    """A real uvicorn server on 127.0.0.1 in a background thread; yields its base URL."""
-    port = free_port()
-    # ws="none": no websocket routes, and no websockets import (its deprecation warnings
-    # would fail a warnings-as-errors run).
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws="none")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name=f"registry-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive(), "uvicorn exited during start-up"
-        assert time.monotonic() < deadline, "uvicorn did not start within 10 s"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 @contextmanager
