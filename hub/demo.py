@@ -20,11 +20,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 
 from hub import topics
 from hub.broker import free_port
@@ -76,6 +77,10 @@ class Counts:
     bursts: list[WebhookBurst] = field(default_factory=list)
     webhook_events: dict[str, int] = field(default_factory=dict)  # topic -> messages
     topic_messages: int = 0  # every message on the topics the projection reads
+    touches: int = 0
+    attributed_people: int = 0
+    people_of_both: int = 0  # touched by a marketing e-mail and a sales lead source
+    attribution: list[dict[str, Any]] = field(default_factory=list)  # by campaign
 
 
 def scan_topic(bootstrap: str, topic: str) -> tuple[int, int]:
@@ -134,7 +139,10 @@ def run_demo(
     signal.signal(signal.SIGTERM, _raise_interrupt)
     # The simulators first: they put the connectors' credentials in the environment the
     # stack's processes inherit (the registered configs only reference them).
-    with api_sources(home, sizes) as sources, Supervisor(settings) as sup:
+    with (
+        api_sources(home, sizes, lead_addresses=manifest.valid_addresses) as sources,
+        Supervisor(settings) as sup,
+    ):
         e = sources.expected
         console.print(
             f"marketing: HubSpot API at {sources.hubspot_url} ({e.contacts:,} contacts); "
@@ -212,6 +220,7 @@ def read_everything(flows: list[Flow], e: Expected) -> bool:
     raw = {f.raw_topic: f.raw for f in flows}
     return (
         raw[topics.RAW_MARKETING_CONTACTS] >= e.contacts
+        and raw[topics.RAW_MARKETING_EMAIL_EVENTS] >= e.email_events
         and raw[topics.RAW_SERVICE_TICKETS] >= e.tickets
         and raw[topics.RAW_HR_EMPLOYEES] >= e.employees
         and raw[topics.RAW_HR_ERASURES] >= e.employees_deleted
@@ -326,6 +335,19 @@ def measure(bootstrap: str, settings: Settings, c: Counts) -> Counts:
     c.notes_rescanned, c.unprotected_in_read_model = rescan_read_model(settings)
     c.flows, c.erased_ids = measure_flows(bootstrap, engine)
     c.department_quarantine = quarantine_by_department(engine)
+    c.attribution = store.attribution_by_campaign()
+    c.touches = db["attribution_touches"]
+    with engine.connect() as conn:
+        c.attributed_people = conn.scalar(text("SELECT count(*) FROM attribution_by_contact")) or 0
+        c.people_of_both = (
+            conn.scalar(
+                text(
+                    "SELECT count(*) FROM (SELECT person FROM attribution_touches "
+                    "GROUP BY person HAVING count(DISTINCT channel) > 1) AS both_channels"
+                )
+            )
+            or 0
+        )
     c.connector_quarantined_by_department = connector_quarantines(engine)
     c.sales_quarantined = sum(c.department_quarantine.get("sales", Counter()).values())
     for topic in (topics.HUBSPOT_CONTACT_WEBHOOKS, topics.ZENDESK_TICKET_WEBHOOKS):
@@ -418,6 +440,7 @@ def report(
         table.add_row(label, f"{value:,}")
     console.print(table)
     console.print(departments_table(c))
+    console.print(attribution_table(c))
     rules = Table(title="Quarantined by department and rule")
     rules.add_column("department / rule")
     rules.add_column("records", justify="right")
@@ -455,6 +478,7 @@ def department_checks(c: Counts, e: Expected, sizes: Sizes) -> list[tuple[str, b
     quarantined, the read model one row per valid record, erasure honoured, webhooks."""
     flows = {f.raw_topic: f for f in c.flows}
     contacts = flows[topics.RAW_MARKETING_CONTACTS]
+    email_events = flows[topics.RAW_MARKETING_EMAIL_EVENTS]
     tickets = flows[topics.RAW_SERVICE_TICKETS]
     employees = flows[topics.RAW_HR_EMPLOYEES]
     erasures = flows[topics.RAW_HR_ERASURES]
@@ -465,6 +489,11 @@ def department_checks(c: Counts, e: Expected, sizes: Sizes) -> list[tuple[str, b
             contacts.raw == e.contacts and unreadable["marketing"] >= e.contacts_unreadable,
             f"{contacts.raw:,} published / {e.contacts:,} readable; "
             f"{unreadable['marketing']:,} unreadable records quarantined by the connector",
+        ),
+        (
+            "marketing: connector read every campaign e-mail event",
+            email_events.raw == e.email_events,
+            f"{email_events.raw:,} published / {e.email_events:,} readable",
         ),
         (
             "service: connector read every ticket",
@@ -481,6 +510,20 @@ def department_checks(c: Counts, e: Expected, sizes: Sizes) -> list[tuple[str, b
             f"{erasures.raw:,} erasures / {e.employees_deleted:,} deleted",
         ),
     ]
+    campaigns = c.attribution
+    people = c.attributed_people
+    out.append(
+        (
+            "attribution: every touched person credits one first and one last touch",
+            c.people_of_both > 0
+            and sum(r["first_touch_contacts"] for r in campaigns) == people
+            and sum(r["last_touch_contacts"] for r in campaigns) == people
+            and sum(r["touches"] for r in campaigns) == c.touches,
+            f"{c.touches:,} touches of {people:,} people over {len(campaigns)} campaigns "
+            f"(marketing e-mails, sales lead sources); {c.people_of_both} people touched "
+            "by both departments",
+        )
+    )
     for f in c.flows:
         out.append(
             (
@@ -532,6 +575,22 @@ def department_checks(c: Counts, e: Expected, sizes: Sizes) -> list[tuple[str, b
     return out
 
 
+def attribution_table(c: Counts, top: int = 20) -> Table:
+    table = Table(title=f"Attribution: campaigns by first-touch credit (top {top})")
+    for name in ("campaign", "channel", "touches", "people", "first touch", "last touch"):
+        table.add_column(name, justify="left" if name in ("campaign", "channel") else "right")
+    for r in c.attribution[:top]:
+        table.add_row(
+            str(r["campaign"]),
+            str(r["channel"]),
+            f"{r['touches']:,}",
+            f"{r['contacts']:,}",
+            f"{r['first_touch_contacts']:,}",
+            f"{r['last_touch_contacts']:,}",
+        )
+    return table
+
+
 def departments_table(c: Counts) -> Table:
     table = Table(title="Departments: raw -> valid / quarantined -> read model")
     for name in ("department", "raw topic", "raw", "valid", "quarantined", "read model"):
@@ -543,6 +602,6 @@ def departments_table(c: Counts) -> Table:
             f"{f.raw:,}",
             f"{f.clean:,}",
             f"{f.quarantined:,}",
-            f"{f.read_model:,}",
+            f"{f.read_model:,} ({f.table})" if f.table else "touches",
         )
     return table

@@ -24,7 +24,7 @@ import io
 import random
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
@@ -59,6 +59,9 @@ class DemoFile:
 class DemoManifest:
     files: list[DemoFile]
     total_rows: int
+    #: Addresses of valid leads (the first ones generated): the demo makes some of them
+    #: marketing contacts too, so attribution has people both departments touched.
+    valid_addresses: list[str] = field(default_factory=list)
 
 
 # -- vocabulary ---------------------------------------------------------------------------
@@ -501,8 +504,10 @@ def generate_demo_files(dest: Path, *, rows: int = 12_000, seed: int = 7) -> Dem
     unreadable_total = round(rows * UNREADABLE_SHARE)
     unreadable = {_EMEA: unreadable_total // 2, _US: unreadable_total - unreadable_total // 2}
     files: list[DemoFile] = []
+    addresses: list[str] = []
     for profile, count in plan:
         leads = _plan(factory, profile, count, unreadable.get(profile, 0))
+        addresses += [lead.email for lead in leads if lead.kind == "valid"][:50]
         if profile.fmt == "csv":
             _write_csv(dest, profile, leads, rng)
         else:
@@ -517,4 +522,6 @@ def generate_demo_files(dest: Path, *, rows: int = 12_000, seed: int = 7) -> Dem
                 updates=sum(lead.kind == "update" for lead in leads),
             )
         )
-    return DemoManifest(files=files, total_rows=sum(f.rows for f in files))
+    return DemoManifest(
+        files=files, total_rows=sum(f.rows for f in files), valid_addresses=addresses
+    )

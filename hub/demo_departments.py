@@ -16,7 +16,7 @@ import csv
 import os
 import random
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +47,7 @@ HR_EXPORT = "hr-hris-export"
 class Sizes:
     contacts: int = 300
     duplicate_emails: int = 6  # contacts given another contact's address (a double import)
+    shared_people: int = 40  # contacts (with their e-mail events) who are also sales leads
     tickets: int = 150
     employees: int = 120
     stale_export_rows: int = 3  # export rows for employees BambooHR has deleted
@@ -62,6 +63,7 @@ class Expected:
 
     contacts: int = 0  # contacts, archived ones included
     contacts_unreadable: int = 0
+    email_events: int = 0  # campaign e-mail events (sends, opens, clicks...)
     tickets: int = 0  # tickets whose status the case-status policy maps
     tickets_unreadable: int = 0  # deleted or unknown status, unreadable time
     employees: int = 0  # changed (Inserted / Updated) employees + export rows
@@ -86,6 +88,7 @@ def api_sources(
     home: Path,
     sizes: Sizes = Sizes(),
     seed: int = 7,
+    lead_addresses: Sequence[str] = (),
 ) -> Iterator[Sources]:
     """Start the three simulators with generated accounts; stop them at the end."""
     from connectors.bamboohr.simdata import generate_company
@@ -100,6 +103,7 @@ def api_sources(
 
     os.environ.update({k: v for k, v in ENV.items() if k not in os.environ})
     account = hubspot_account(seed, contacts=sizes.contacts)
+    _also_sales_leads(account, lead_addresses[: sizes.shared_people])
     _double_imports(account, sizes.duplicate_emails, seed)
     dataset = zendesk_dataset(seed, tickets=sizes.tickets)
     company = generate_company(seed, sizes.employees, domain="acme")
@@ -108,6 +112,7 @@ def api_sources(
     expected = Expected(
         contacts=len(account.contacts) - len(account.bad_contacts),
         contacts_unreadable=len(account.bad_contacts),
+        email_events=len(account.events) - len(account.bad_events),
         tickets=len(tickets.good["tickets"]),
         tickets_unreadable=tickets.bad["tickets"],
         employees=len(company.live_ids()) - bad_employees + sizes.stale_export_rows + 2,
@@ -143,6 +148,26 @@ def api_sources(
         staging.mkdir(parents=True, exist_ok=True)
         sources.export_file = _stale_export(staging, company, sizes.stale_export_rows, seed)
         yield sources
+
+
+def _also_sales_leads(account: Any, addresses: Sequence[str]) -> None:
+    """Contacts that are sales leads too (the same person in both tools): the contact and
+    every e-mail event sent to it get a lead's address, so attribution sees both
+    departments' touches of one person."""
+    recipients = Counter(
+        e.get("recipient") for e in account.events if e.get("type") in ("OPEN", "CLICK")
+    )
+    touched = [
+        c
+        for _, c in sorted(account.contacts.items())
+        if c.archived_at is None and recipients[c.properties.get("email")] > 0
+    ]
+    for contact, address in zip(touched, addresses, strict=False):
+        old = contact.properties["email"]
+        contact.properties["email"] = address
+        for event in account.events:
+            if event.get("recipient") == old:
+                event["recipient"] = address
 
 
 def _double_imports(account: Any, count: int, seed: int) -> None:
@@ -254,6 +279,7 @@ class Flow:
     department: str
     raw_topic: str
     clean_topic: str
+    table: str | None = None  # the read-model table of its records
     raw: int = 0
     clean: int = 0
     clean_ids: set[str] = field(default_factory=set)  # distinct keys on the clean topic
@@ -265,14 +291,22 @@ class Flow:
         return len(self.clean_ids)
 
 
-#: (department, raw topic, clean topic, read-model table, extra quarantine source topics)
-FLOWS = (
+#: (department, raw topic, clean topic, read-model table, extra quarantine source topics);
+#: e-mail events have no table of their own (their opens and clicks are touches).
+FLOWS: tuple[tuple[str, str, str, str | None, tuple[str, ...]], ...] = (
     (
         "marketing",
         topics.RAW_MARKETING_CONTACTS,
         topics.CLEAN_MARKETING_CONTACTS,
         "marketing_contacts",
         (topics.MARKETING_EMAIL_CLAIMS,),
+    ),
+    (
+        "marketing",
+        topics.RAW_MARKETING_EMAIL_EVENTS,
+        topics.CLEAN_MARKETING_EMAIL_EVENTS,
+        None,
+        (),
     ),
     ("service", topics.RAW_SERVICE_TICKETS, topics.CLEAN_SERVICE_TICKETS, "service_cases", ()),
     ("hr", topics.RAW_HR_EMPLOYEES, topics.CLEAN_HR_EMPLOYEES, "hr_employees", ()),
@@ -302,7 +336,7 @@ def measure_flows(bootstrap: str, engine: Engine) -> tuple[list[Flow], set[str]]
     erased: set[str] = set()
     with engine.connect() as conn:
         for department, raw_topic, clean_topic, table, extra in FLOWS:
-            flow = Flow(department, raw_topic, clean_topic)
+            flow = Flow(department, raw_topic, clean_topic, table)
             flow.raw, _ = scan(bootstrap, raw_topic)
             flow.clean, flow.clean_ids = scan(bootstrap, clean_topic)
             if clean_topic == topics.CLEAN_HR_ERASURES:
@@ -316,7 +350,10 @@ def measure_flows(bootstrap: str, engine: Engine) -> tuple[list[Flow], set[str]]
                 )
                 or 0
             )
-            flow.read_model = conn.scalar(select(func.count()).select_from(sql_table(table))) or 0
+            if table is not None:
+                flow.read_model = (
+                    conn.scalar(select(func.count()).select_from(sql_table(table))) or 0
+                )
             out.append(flow)
     return out, erased
 

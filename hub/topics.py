@@ -9,6 +9,8 @@ QUARANTINE_REDRIVES = "crm.quarantine.redrives.v1"
 DLP_INCIDENTS = "crm.dlp.incidents.v1"
 RAW_MARKETING_CONTACTS = "crm.raw.marketing.contacts.v1"
 CLEAN_MARKETING_CONTACTS = "crm.clean.marketing.contacts.v1"
+RAW_MARKETING_EMAIL_EVENTS = "crm.raw.marketing.email-events.v1"
+CLEAN_MARKETING_EMAIL_EVENTS = "crm.clean.marketing.email-events.v1"
 RAW_SERVICE_TICKETS = "crm.raw.service.tickets.v1"
 CLEAN_SERVICE_TICKETS = "crm.clean.service.tickets.v1"
 RAW_HR_EMPLOYEES = "crm.raw.hr.employees.v1"
@@ -37,6 +39,8 @@ TOPIC_SPECS: dict[str, tuple[int, dict[str, str]]] = {
     RAW_MARKETING_CONTACTS: (DEFAULT_PARTITIONS, {}),
     CLEAN_MARKETING_CONTACTS: (DEFAULT_PARTITIONS, {}),
     MARKETING_EMAIL_CLAIMS: (DEFAULT_PARTITIONS, {}),
+    RAW_MARKETING_EMAIL_EVENTS: (DEFAULT_PARTITIONS, {}),
+    CLEAN_MARKETING_EMAIL_EVENTS: (DEFAULT_PARTITIONS, {}),
     RAW_SERVICE_TICKETS: (DEFAULT_PARTITIONS, {}),
     CLEAN_SERVICE_TICKETS: (DEFAULT_PARTITIONS, {}),
     RAW_HR_EMPLOYEES: (DEFAULT_PARTITIONS, {}),

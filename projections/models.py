@@ -169,6 +169,28 @@ class HrErasure(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, doc="Event time (ce_time)")
 
 
+class AttributionTouch(Base):
+    """One touch of a person by a campaign, from any department: a marketing e-mail opened
+    or clicked, a sales lead with its source. The person is the normalised e-mail address
+    (the one key the sources share). First- and last-touch attribution per person and per
+    campaign are derived from these rows by the views ``attribution_by_contact`` and
+    ``attribution_by_campaign`` (migration 0005), so they are never out of step."""
+
+    __tablename__ = "attribution_touches"
+
+    touch_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    person: Mapped[str] = mapped_column(Text, index=True, doc="Case-folded e-mail address")
+    campaign: Mapped[str] = mapped_column(Text, index=True, doc="email:<id> or sales:<source>")
+    channel: Mapped[str] = mapped_column(Text, doc="marketing-email or sales-lead")
+    touch_type: Mapped[str] = mapped_column(Text, doc="OPEN, CLICK or LEAD")
+    touched_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_event_id: Mapped[str] = mapped_column(Text)
+    source_topic: Mapped[str] = mapped_column(Text)
+    source_partition: Mapped[int] = mapped_column(Integer)
+    source_offset: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, doc="Event time (ce_time)")
+
+
 class QuarantineRow(Base):
     """One row per quarantine event, for data stewards. The payload stays on the topic."""
 

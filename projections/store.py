@@ -25,6 +25,7 @@ from hub.topics import (
     CLEAN_HR_EMPLOYEES,
     CLEAN_HR_ERASURES,
     CLEAN_MARKETING_CONTACTS,
+    CLEAN_MARKETING_EMAIL_EVENTS,
     CLEAN_SALES_LEADS,
     CLEAN_SERVICE_TICKETS,
     QUARANTINE,
@@ -33,6 +34,7 @@ from hub.topics import (
 from projections.audit import GENESIS_HASH, LinkSigner, canonical_time, chain_prefix, hash_link, utc
 from projections.bulk import OnConflict, Row, TableRows, writer_for
 from projections.models import (
+    AttributionTouch,
     AuditEntry,
     HrEmployee,
     HrErasure,
@@ -57,6 +59,7 @@ CONTACTS: Table = MarketingContact.__table__  # type: ignore[assignment]
 CASES: Table = ServiceCase.__table__  # type: ignore[assignment]
 EMPLOYEES: Table = HrEmployee.__table__  # type: ignore[assignment]
 ERASURES: Table = HrErasure.__table__  # type: ignore[assignment]
+TOUCHES: Table = AttributionTouch.__table__  # type: ignore[assignment]
 
 LINEAGE = ("last_event_id", "source_topic", "source_partition", "source_offset", "updated_at")
 NEWER = ("source_partition", "source_offset")
@@ -106,6 +109,13 @@ EMPLOYEE_CONFLICT = OnConflict(("employee_id",), EMPLOYEE_UPDATE, NEWER)
 ERASURE_COLUMNS = ("employee_id", "erased_at", "source_system", "last_event_id", "updated_at")
 # The first erasure stays: a re-delivered or repeated one changes nothing.
 ERASURE_CONFLICT = OnConflict(("employee_id",))
+
+# Attribution: which e-mail events are touches (an engagement, not a send or a bounce).
+TOUCH_EVENT_TYPES = frozenset({"OPEN", "CLICK"})
+EMAIL_CHANNEL, LEAD_CHANNEL = "marketing-email", "sales-lead"
+TOUCH_UPDATE = ("person", "campaign", "channel", "touch_type", "touched_at", *LINEAGE)
+TOUCH_COLUMNS = ("touch_id", *TOUCH_UPDATE)
+TOUCH_CONFLICT = OnConflict(("touch_id",), TOUCH_UPDATE, NEWER)
 
 # Marketing contact fields copied from the event value as they are.
 CONTACT_FIELDS = (
@@ -236,6 +246,7 @@ class ProjectionTopics(NamedTuple):
     cases: str = CLEAN_SERVICE_TICKETS
     employees: str = CLEAN_HR_EMPLOYEES
     erasures: str = CLEAN_HR_ERASURES
+    email_events: str = CLEAN_MARKETING_EMAIL_EVENTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,6 +298,7 @@ class ApplyResult:
     cases: int = 0
     employees: int = 0
     erasures: int = 0
+    touches: int = 0
     quarantined: int = 0
     redrives: int = 0
     undecodable: int = 0
@@ -351,6 +363,7 @@ class ProjectionStore:
             case_rows = self._case_rows(fresh, times)
             erasure_rows = self._erasure_rows(fresh, times)
             employee_rows = self._employee_rows(conn, fresh, times, erasure_rows)
+            touch_rows, untouched_leads = self._touch_rows(fresh, times)
             redrive_rows = self._redrive_rows(fresh)
             q_rows, reason_rows = self._quarantine_rows(conn, fresh, undecodable, redrive_rows)
             offset_rows = [(self.projection, t, p, n) for (t, p), n in sorted(positions.items())]
@@ -363,12 +376,17 @@ class ProjectionStore:
                     TableRows(CASES, CASE_COLUMNS, case_rows, CASE_CONFLICT),
                     TableRows(EMPLOYEES, EMPLOYEE_COLUMNS, employee_rows, EMPLOYEE_CONFLICT),
                     TableRows(ERASURES, ERASURE_COLUMNS, erasure_rows, ERASURE_CONFLICT),
+                    TableRows(TOUCHES, TOUCH_COLUMNS, touch_rows, TOUCH_CONFLICT),
                     TableRows(QROWS, QUARANTINE_COLUMNS, q_rows, QUARANTINE_CONFLICT),
                     TableRows(QREASONS, REASON_COLUMNS, reason_rows, REASON_CONFLICT),
                     TableRows(REDRIVES, REDRIVE_COLUMNS, redrive_rows, REDRIVE_CONFLICT),
                     TableRows(OFFSETS, OFFSET_COLUMNS, offset_rows, OFFSET_CONFLICT),
                 ),
             )
+            if untouched_leads:
+                # A lead whose latest event has no address or no source is no touch (any
+                # more): the touch an earlier event of it gave goes.
+                conn.execute(TOUCHES.delete().where(TOUCHES.c.touch_id.in_(untouched_leads)))
             if erasure_rows:
                 # Right to erasure: the employee's row goes, in the same transaction that
                 # records the erasure (later events for the id are dropped: _employee_rows).
@@ -402,6 +420,7 @@ class ProjectionStore:
             cases=len(case_rows),
             employees=len(employee_rows),
             erasures=len(erasure_rows),
+            touches=len(touch_rows),
             quarantined=sum(1 for e in fresh if e.topic == self.topics.quarantine),
             redrives=len(redrive_rows),
             undecodable=len(undecodable),
@@ -614,6 +633,54 @@ class ProjectionStore:
         erased |= self._writer.existing(conn, ERASURES, "employee_id", sorted(latest))
         return [row for employee_id, row in latest.items() if employee_id not in erased]
 
+    def _touch_rows(
+        self, fresh: list[ConsumedEvent], times: dict[datetime, tuple[str, Any]]
+    ) -> tuple[list[Row], list[str]]:
+        """Attribution touches of the batch: an opened or clicked campaign e-mail (one
+        touch per event), and a sales lead with an address and a source (one touch per
+        lead, its latest event's values). Also the touch ids of leads whose latest event
+        in the batch is no touch."""
+        emails, leads, time = self.topics.email_events, self.topics.leads, self._writer.time
+        touches: dict[str, Row] = {}
+        untouched: list[str] = []
+        for e in fresh:
+            v = e.value
+            if e.topic == emails:
+                if v["type"] not in TOUCH_EVENT_TYPES or not v.get("recipient"):
+                    continue
+                touch_id = f"email:{v['event_id']}"
+                campaign = f"email:{v.get('email_campaign_id') or 'unknown'}"
+                row = (v["recipient"].casefold(), campaign, EMAIL_CHANNEL, v["type"])
+                touched_at = utc(v["created_at"])
+            elif e.topic == leads:
+                touch_id = f"lead:{v['lead_id']}"
+                if not v.get("email") or not v.get("lead_source"):
+                    touches.pop(touch_id, None)
+                    untouched.append(touch_id)
+                    continue
+                row = (v["email"].casefold(), f"sales:{v['lead_source']}", LEAD_CHANNEL, "LEAD")
+                created = v.get("created_on")
+                touched_at = (
+                    datetime(created.year, created.month, created.day, tzinfo=UTC)
+                    if created
+                    else e.meta.time
+                )
+            else:
+                continue
+            if touch_id in untouched:
+                untouched.remove(touch_id)
+            touches[touch_id] = (
+                touch_id,
+                *row,
+                time(utc(touched_at)),
+                e.meta.id,
+                e.topic,
+                e.partition,
+                e.offset,
+                times[e.meta.time][1],
+            )
+        return list(touches.values()), untouched
+
     def _lead_rows(
         self, fresh: list[ConsumedEvent], times: dict[datetime, tuple[str, Any]]
     ) -> list[Row]:
@@ -726,6 +793,29 @@ class ProjectionStore:
             )
             return {(r.topic, r.partition): r.next_offset for r in rows}
 
+    def attribution_by_campaign(self) -> list[dict[str, Any]]:
+        """The ``attribution_by_campaign`` view: per campaign, its touches, the people it
+        touched, and the first-touch and last-touch credit (people it touched first /
+        last), most first-touch credit first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT campaign, channel, touches, contacts, first_touch_contacts, "
+                    "last_touch_contacts FROM attribution_by_campaign "
+                    "ORDER BY first_touch_contacts DESC, last_touch_contacts DESC, campaign"
+                )
+            )
+            return [dict(r._mapping) for r in rows]
+
+    def attribution_of(self, address: str) -> dict[str, Any] | None:
+        """The ``attribution_by_contact`` row of one person (by e-mail address)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                text("SELECT * FROM attribution_by_contact WHERE person = :person"),
+                {"person": address.casefold()},
+            ).first()
+            return None if row is None else dict(row._mapping)
+
     def counts(self) -> dict[str, Any]:
         """Sizes for the demo and the status page."""
         q = QROWS.c
@@ -735,6 +825,7 @@ class ProjectionStore:
             cases = conn.scalar(select(func.count()).select_from(CASES)) or 0
             employees = conn.scalar(select(func.count()).select_from(EMPLOYEES)) or 0
             erasures = conn.scalar(select(func.count()).select_from(ERASURES)) or 0
+            touches = conn.scalar(select(func.count()).select_from(TOUCHES)) or 0
             audit = conn.scalar(select(func.count()).select_from(AUDIT)) or 0
             by_stage = {
                 r.stage: r.n
@@ -757,6 +848,7 @@ class ProjectionStore:
             "service_cases": cases,
             "hr_employees": employees,
             "hr_erasures": erasures,
+            "attribution_touches": touches,
             "quarantine": sum(by_stage.values()),
             "quarantine_by_stage": by_stage,
             "quarantine_by_rule": by_rule,

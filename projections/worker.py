@@ -156,6 +156,11 @@ class ProjectionWorker:
                 self.topics.employees,
                 load_schema_text(schema_path(settings.schemas_dir, "hr/EmployeeChanged")),
             ),
+            self.topics.email_events: AvroCodec(
+                reg,
+                self.topics.email_events,
+                load_schema_text(schema_path(settings.schemas_dir, "marketing/EmailEvent")),
+            ),
             self.topics.erasures: AvroCodec(
                 reg,
                 self.topics.erasures,

@@ -39,6 +39,7 @@ from hub.processors.stage_runners import (
 from hub.processors.validation import (
     HR_EMPLOYEES,
     HR_ERASURES,
+    MARKETING_EMAIL_EVENTS,
     SERVICE_TICKETS,
     Flow,
     InMessage,
@@ -121,9 +122,9 @@ def create_app(
     return app
 
 
-#: Departments whose chain runs on the event loop (their volume is a fraction of sales'):
-#: service tickets, HR employees and HR erasures.
-INLINE_FLOWS = (SERVICE_TICKETS, HR_EMPLOYEES, HR_ERASURES)
+#: Flows whose chain runs on the event loop (their volume is a fraction of sales'):
+#: marketing e-mail events, service tickets, HR employees and HR erasures.
+INLINE_FLOWS = (MARKETING_EMAIL_EVENTS, SERVICE_TICKETS, HR_EMPLOYEES, HR_ERASURES)
 
 
 def add_flow_agent(app: faust.App, settings: Settings, flow: Flow) -> None:

@@ -79,6 +79,18 @@ SALES_LEADS = Flow(
     "lead_id",
     "crm.sales.lead.validated.v1",
 )
+# Campaign e-mail events (sends, opens, clicks...): the touches attribution is built from.
+MARKETING_EMAIL_EVENTS = Flow(
+    "marketing-email-events",
+    "marketing",
+    topics.RAW_MARKETING_EMAIL_EVENTS,
+    topics.CLEAN_MARKETING_EMAIL_EVENTS,
+    "marketing/EmailEvent",
+    "marketing/EmailEvent",
+    "event_id",
+    "crm.marketing.email_event.validated.v1",
+    rules="marketing_email_events",
+)
 SERVICE_TICKETS = Flow(
     "service-tickets",
     "service",
@@ -112,7 +124,7 @@ HR_ERASURES = Flow(
     scan=False,
 )
 #: The flows the processor worker runs with this chain (sales in its own process).
-FLOWS = (SALES_LEADS, SERVICE_TICKETS, HR_EMPLOYEES, HR_ERASURES)
+FLOWS = (SALES_LEADS, MARKETING_EMAIL_EVENTS, SERVICE_TICKETS, HR_EMPLOYEES, HR_ERASURES)
 VALIDATED_TYPE = SALES_LEADS.validated_type
 SOURCE = SALES_LEADS.source
 

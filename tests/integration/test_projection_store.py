@@ -26,6 +26,7 @@ from hub.topics import (
     CLEAN_HR_EMPLOYEES,
     CLEAN_HR_ERASURES,
     CLEAN_MARKETING_CONTACTS,
+    CLEAN_MARKETING_EMAIL_EVENTS,
     CLEAN_SALES_LEADS,
     CLEAN_SERVICE_TICKETS,
     QUARANTINE,
@@ -234,7 +235,7 @@ def test_migrate_twice_is_harmless(db_url: str) -> None:
     migrate(db_url)
     eng = make_engine(db_url)
     with eng.connect() as conn:
-        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0004"
+        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0005"
     eng.dispose()
 
 
@@ -254,6 +255,7 @@ def test_apply_writes_rows_audit_and_offsets(store: ProjectionStore, engine: Eng
         "service_cases": 0,
         "hr_employees": 0,
         "hr_erasures": 0,
+        "attribution_touches": 12,  # every lead has an address and a source
         "quarantine": 5,
         "quarantine_by_stage": {"connector": 3, "validation": 2},
         "quarantine_by_rule": {"email.syntax": 5, "phone.parse": 2},
@@ -892,3 +894,110 @@ def test_erasure_wins_in_either_order_and_on_rebuild(
             assert hr_state(other) == ({}, {"7"})
         finally:
             other.dispose()
+
+
+def email_event(
+    event: int, kind: str, recipient: str | None, campaign: int, at: datetime, offset: int
+) -> ConsumedEvent:
+    value: dict[str, Any] = {
+        "event_id": f"ev-{event}",
+        "type": kind,
+        "created_at": at,
+        "recipient": recipient,
+        "email_campaign_id": campaign,
+        "portal_id": 62515,
+        "url": None,
+    }
+    meta = EventMeta(
+        id=deterministic_id("email-event", str(event)),
+        source="test/hubspot",
+        type="crm.marketing.email_event.validated.v1",
+        subject=f"ev-{event}",
+        time=at,
+    )
+    raw = f"email-event:{event}".encode()
+    return ConsumedEvent(
+        CLEAN_MARKETING_EMAIL_EVENTS, event % 2, offset, f"ev-{event}", meta, value, raw
+    )
+
+
+def sourced_lead(lead: int, version: int, offset: int, **values: Any) -> ConsumedEvent:
+    e = lead_event(lead, version, 0, offset)
+    return dataclasses.replace(e, value={**e.value, **values})
+
+
+def test_attribution_first_and_last_touch_across_marketing_and_sales(
+    store: ProjectionStore, engine: Engine
+) -> None:
+    """Touches from both departments meet on the (case-folded) address: a trade-show lead
+    first, then campaign e-mails; sends and bounces are no touches; the views give each
+    person one first and one last touch and each campaign its credit."""
+    day = datetime(2026, 1, 5, tzinfo=UTC)
+    store.apply(
+        [
+            sourced_lead(
+                1,
+                0,
+                0,
+                email="Ada@Example.com",
+                lead_source="Trade show",
+                created_on=date(2026, 1, 5),
+            ),
+            sourced_lead(2, 0, 1, email="nosource@example.com", lead_source=None),
+            email_event(1, "SENT", "ada@example.com", 1_000_001, day + timedelta(days=20), 0),
+            email_event(3, "OPEN", "ada@example.com", 1_000_001, day + timedelta(days=27), 1),
+            email_event(5, "CLICK", "ada@example.com", 1_000_002, day + timedelta(days=55), 2),
+            email_event(2, "OPEN", "bob@example.com", 1_000_001, day + timedelta(days=28), 0),
+            email_event(4, "BOUNCE", "carl@example.com", 1_000_002, day, 1),
+        ]
+    )
+    ada = store.attribution_of("ADA@example.com")
+    assert ada is not None
+    assert (ada["touches"], ada["first_touch_campaign"], ada["last_touch_campaign"]) == (
+        3,
+        "sales:Trade show",
+        "email:1000002",
+    )
+    assert (ada["first_touch_channel"], ada["last_touch_channel"]) == (
+        "sales-lead",
+        "marketing-email",
+    )
+    bob = store.attribution_of("bob@example.com")
+    assert bob is not None
+    assert bob["first_touch_campaign"] == bob["last_touch_campaign"] == "email:1000001"
+    assert store.attribution_of("carl@example.com") is None  # a bounce touched nobody
+    assert store.attribution_of("nosource@example.com") is None  # no source, no touch
+    campaigns = {r["campaign"]: r for r in store.attribution_by_campaign()}
+    assert {
+        c: (r["touches"], r["contacts"], r["first_touch_contacts"], r["last_touch_contacts"])
+        for c, r in campaigns.items()
+    } == {
+        "email:1000001": (2, 2, 1, 1),  # ada's second touch, bob's only one
+        "email:1000002": (1, 1, 0, 1),
+        "sales:Trade show": (1, 1, 1, 0),
+    }
+    # Every person has exactly one first and one last touch.
+    assert sum(r["first_touch_contacts"] for r in campaigns.values()) == 2
+    assert sum(r["last_touch_contacts"] for r in campaigns.values()) == 2
+
+    # The lead loses its source: its touch goes, and the credit moves.
+    store.apply([sourced_lead(1, 1, 2, email="ada@example.com", lead_source=None)])
+    ada = store.attribution_of("ada@example.com")
+    assert ada is not None
+    assert (ada["touches"], ada["first_touch_campaign"]) == (2, "email:1000001")
+
+
+def test_attribution_ties_are_broken_by_touch_id_whatever_the_order(
+    store: ProjectionStore, engine: Engine
+) -> None:
+    """Two touches at the same instant: the first touch is the lower touch id, the last the
+    higher, in whichever order (and batches) they were written."""
+    at = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    store.apply([email_event(9, "OPEN", "tie@example.com", 1_000_009, at, 0)])
+    store.apply([email_event(7, "CLICK", "tie@example.com", 1_000_007, at, 1)])
+    tie = store.attribution_of("tie@example.com")
+    assert tie is not None
+    assert (tie["first_touch_campaign"], tie["last_touch_campaign"]) == (
+        "email:1000007",
+        "email:1000009",
+    )

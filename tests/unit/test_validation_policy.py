@@ -31,7 +31,14 @@ def test_the_real_policy_loads() -> None:
     policy = load_validation_policy(POLICY)
     assert isinstance(policy, ValidationPolicy)
     assert policy.version
-    assert set(policy.departments) == {"sales", "marketing", "service", "hr", "hr_erasures"}
+    assert set(policy.departments) == {
+        "sales",
+        "marketing",
+        "marketing_email_events",
+        "service",
+        "hr",
+        "hr_erasures",
+    }
     assert Validator(policy, "sales").policy_version == policy.version
 
 
@@ -79,6 +86,7 @@ def test_marketing_rules_of_the_crm_guide(contact: dict[str, object], rules: lis
     [
         ("sales", "sales/Lead"),
         ("marketing", "marketing/Contact"),
+        ("marketing_email_events", "marketing/EmailEvent"),
         ("service", "service/TicketChanged"),
         ("hr", "hr/EmployeeChanged"),
         ("hr_erasures", "hr/EmployeeErased"),
@@ -92,6 +100,40 @@ def test_each_department_outputs_exactly_its_clean_schema(department: str, schem
     required = {r.field for r in rules.rules if isinstance(r, RequiredRule)}
     must = {f["name"] for f in fields if f["type"] == "string"}
     assert must <= required, f"{department}: no required rule for {sorted(must - required)}"
+
+
+@pytest.mark.parametrize(
+    ("change", "rules"),
+    [
+        ({}, []),
+        ({"type": "click"}, []),
+        ({"type": "LIKE"}, ["marketing_email_events.type.enum"]),
+        ({"recipient": "ada-at-example"}, ["marketing_email_events.recipient.format"]),
+        ({"recipient": None}, []),  # UNBOUNCE events carry none
+        ({"event_id": " "}, ["marketing_email_events.event_id.required"]),
+        ({"created_at": None}, ["marketing_email_events.created_at.required"]),
+        ({"url": "https://x.example/" + "a" * 2048}, ["marketing_email_events.url.max_length"]),
+    ],
+)
+def test_marketing_email_event_rules(change: dict[str, object], rules: list[str]) -> None:
+    """Campaign e-mail events (attribution's touches): a known type, a recipient that is an
+    address (the link to the contact), the event's id and time."""
+    event = {
+        "event_id": "e-1",
+        "type": "OPEN",
+        "created_at": 1_764_460_800_000,
+        "recipient": "Ada@Example.COM",
+        "email_campaign_id": 1_000_001,
+        "url": None,
+    }
+    policy = load_validation_policy(POLICY)
+    decision = Validator(policy, "marketing_email_events").validate({**event, **change})
+    assert [r.rule_id for r in decision.reasons] == rules
+    if not rules:
+        assert decision.record is not None
+        assert decision.record["type"] in ("OPEN", "CLICK")  # the canonical spelling
+        if decision.record["recipient"]:
+            assert decision.record["recipient"] == "Ada@example.com"
 
 
 TICKET = {

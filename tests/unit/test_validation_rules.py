@@ -738,7 +738,7 @@ def test_policy_version_and_department(sales: Validator) -> None:
 
 def test_unknown_department_is_a_config_error() -> None:
     policy = load_validation_policy(REPO / "policies" / "validation.yaml")
-    known = r"\(known: hr, hr_erasures, marketing, sales, service\)"
+    known = r"\(known: hr, hr_erasures, marketing, marketing_email_events, sales, service\)"
     with pytest.raises(ConfigError, match=rf"no department 'finance' {known}"):
         Validator(policy, "finance")
 
