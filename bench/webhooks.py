@@ -122,8 +122,10 @@ def server(
         "HUB_LOG_LEVEL": "WARNING",
         SECRET_VAR: os.environ[SECRET_VAR],
     }
-    if workers == 1 and args.http == "h11" and args.loop == "asyncio":
-        cmd = [sys.executable, "-m", "hub.cli", "worker", "api"]  # exactly as crmhub runs it
+    if workers == 1 and args.http == "auto" and args.loop == "auto":
+        # Exactly as crmhub runs it: uvicorn's "auto" picks httptools and uvloop, both
+        # dependencies of the hub.
+        cmd = [sys.executable, "-m", "hub.cli", "worker", "api"]
     else:
         cmd = [sys.executable, "-m", "bench.webhooks", "serve", "--port", str(port),
                "--workers", str(workers), "--http", args.http, "--loop", args.loop]  # fmt: skip
@@ -167,8 +169,8 @@ def serve(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.webhooks serve")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--http", default="h11")
-    parser.add_argument("--loop", default="asyncio")
+    parser.add_argument("--http", default="auto")
+    parser.add_argument("--loop", default="auto")
     args = parser.parse_args(argv)
     from hub.procs import die_with_parent
 
@@ -429,8 +431,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--events", type=int, default=1, help="events per delivery")
     parser.add_argument("--bad", type=int, default=5000, help="bad-signature deliveries")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--http", default="h11", choices=("h11", "httptools"))
-    parser.add_argument("--loop", default="asyncio", choices=("asyncio", "uvloop"))
+    parser.add_argument("--http", default="auto", choices=("auto", "h11", "httptools"))
+    parser.add_argument("--loop", default="auto", choices=("auto", "asyncio", "uvloop"))
     parser.add_argument("--extra-path", default=None, help="on the server's PYTHONPATH")
     parser.add_argument("--profile", default="auto", choices=("auto", "always", "never"))
     parser.add_argument("--py-spy", default=None)

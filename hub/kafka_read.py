@@ -9,12 +9,15 @@ timeout.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Iterator
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 from hub.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 def read_until_quiet(
@@ -23,13 +26,16 @@ def read_until_quiet(
     *,
     group: str,
     quiet: float = 0.5,
+    eof_timeout: float = 30.0,
 ) -> Iterator[Message]:
     """Every message of ``source`` (a topic name: all its partitions from the beginning;
     or explicit partitions and offsets): until every partition has reported its end once
     and nothing has arrived for ``quiet`` seconds since. (The quiet clock starts at the
     last partition's end: a slow first fetch on a loaded machine is not mistaken for an
-    empty partition.) Error events are skipped; a named topic that does not exist is a
-    ConfigError."""
+    empty partition.) A partition that has not reported its end after ``eof_timeout``
+    seconds (its leader unreachable) is logged and no longer waited for: the read ends on
+    the quiet clock alone. Error events are skipped; a named topic that does not exist is
+    a ConfigError."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -52,6 +58,7 @@ def read_until_quiet(
         consumer.assign(partitions)
         waiting = {(tp.topic, tp.partition) for tp in partitions}
         quiet_since = time.monotonic()
+        give_up = quiet_since + eof_timeout
         while waiting or time.monotonic() - quiet_since < quiet:
             batch = consumer.consume(5000, 0.1)
             for msg in batch:
@@ -63,5 +70,12 @@ def read_until_quiet(
                     waiting.discard((msg.topic(), msg.partition()))
             if waiting:
                 quiet_since = time.monotonic()
+                if quiet_since > give_up:
+                    log.warning(
+                        "no end reported in %.0f s by %s; reading on until quiet",
+                        eof_timeout,
+                        ", ".join(f"{t}[{p}]" for t, p in sorted(waiting)),
+                    )
+                    waiting.clear()
     finally:
         consumer.close()
