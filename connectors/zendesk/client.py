@@ -193,11 +193,19 @@ class ZendeskClient:
             items, after if isinstance(after, str) else None, bool(body["end_of_stream"])
         )
 
-    def time_export(self, resource: str, *, start_time: int, per_page: int) -> TimePage:
-        """One page of ``/incremental/{resource}.json`` (organizations)."""
+    def time_export(
+        self,
+        resource: str,
+        *,
+        start_time: int,
+        per_page: int,
+        params: dict[str, Any] | None = None,
+    ) -> TimePage:
+        """One page of ``/incremental/{resource}.json`` (organizations, ticket_events)."""
         path = f"{API}/incremental/{resource}.json"
         self.pacer.acquire()
-        body = self.http.get_json(path, {"start_time": start_time, "per_page": per_page})
+        query = {"start_time": start_time, "per_page": per_page, **(params or {})}
+        body = self.http.get_json(path, query)
         items = body.get(resource) if isinstance(body, dict) else None
         if not isinstance(items, list) or "end_of_stream" not in body:
             raise _shape(path, f"'{resource}' and 'end_of_stream'")

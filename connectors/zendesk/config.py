@@ -9,7 +9,7 @@ and ``email`` + ``api.token`` (an API token) or ``oauth.token`` (an OAuth access
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -55,6 +55,12 @@ class ZendeskConfig(BaseModel):
     )
     comments_page_size: int = Field(
         default=100, ge=1, le=100, description="Comments per page (Zendesk: at most 100)"
+    )
+    comments_source: Literal["tickets", "events"] = Field(
+        default="tickets",
+        description="Where the comment stream reads: 'tickets', each changed ticket's "
+        "comments (one request per ticket); 'events', the incremental ticket event export "
+        "with comment events (up to 1,000 events a request, the export's rate limit)",
     )
     export_rate_limit: int = Field(
         default=10,

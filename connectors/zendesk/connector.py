@@ -5,8 +5,11 @@ Streams (one source partition each, ``{"stream": name}``, each with its own curs
 - ``tickets``: the cursor-based incremental ticket export, each ticket's status mapped to
   the CRM case status through ``policies/case_status.yaml``; a status the policy does not
   map goes to quarantine with the reason, never coerced.
-- ``ticket_comments``: the same export walked again; for each changed ticket, its comments
-  (``/tickets/{id}/comments.json``, cursor-paged, oldest first).
+- ``ticket_comments``: with ``comments.source=tickets`` (the default), the ticket export
+  walked again and, for each changed ticket, its comments (``/tickets/{id}/comments.json``,
+  cursor-paged, oldest first: one request per ticket); with ``comments.source=events``, the
+  time-based incremental ticket event export with ``include=comment_events`` (1,000 events
+  a request), each ``Comment`` child event one comment. Both give the same record ids.
 - ``users``: the cursor-based incremental user export.
 - ``organizations``: the time-based incremental organization export.
 
@@ -361,6 +364,17 @@ class ZendeskConnector(SourceConnectorBase):
     def _comments(
         self, client: ZendeskClient, stream: Stream, cursor: dict[str, Any]
     ) -> Iterator[SourceRecord]:
+        events = self.config.comments_source == "events"
+        if (cursor.get("source") == "events") != events and cursor:
+            raise ConfigError(
+                f"connector {self.name}: the stored cursor of stream ticket_comments was "
+                f"written with another comments.source; reset the stream's offset (crmhub "
+                "connectors offsets) to read with comments.source="
+                f"{self.config.comments_source}"
+            )
+        if events:
+            yield from self._comment_events(client, stream, cursor)
+            return
         after = _key(cursor.get("after"))
         partial = cursor.get("partial")
         half: tuple[SortKey, int] | None = None
@@ -414,30 +428,85 @@ class ZendeskConnector(SourceConnectorBase):
         if not emitted:
             yield SourceRecord.at(finished)
 
-    # -- time-based export: organizations ----------------------------------------------------
+    def _comment_events(
+        self, client: ZendeskClient, stream: Stream, cursor: dict[str, Any]
+    ) -> Iterator[SourceRecord]:
+        """Comments from the ticket event export. An event's position is (timestamp, event
+        id); the cursor of its last comment is that position (``source: events``), the
+        comments before it in the same event are no resume point."""
+
+        def expand(event: Any) -> tuple[SortKey | None, list[tuple[Any, ReadItem]]]:
+            if not isinstance(event, dict):
+                return None, []
+            ticket_id, children = event.get("ticket_id"), event.get("child_events")
+            if type(ticket_id) is not int or not isinstance(children, list):
+                return _event_key(event), []
+            out = []
+            for child in children:
+                if isinstance(child, dict) and child.get("event_type") == "Comment":
+                    comment = {
+                        **child,
+                        "type": child.get("type") or "Comment",
+                        "created_at": child.get("created_at") or event.get("created_at"),
+                        "via": child.get("via") or event.get("via"),
+                    }
+                    out.append((comment, read_comment(comment, ticket_id)))
+            return _event_key(event), out
+
+        yield from self._time_stream(
+            client,
+            stream,
+            cursor,
+            "ticket_events",
+            expand,
+            params={"include": "comment_events"},
+            mark={"source": "events"},
+        )
+
+    # -- time-based exports: organizations, ticket events -------------------------------------
 
     def _organizations(
         self, client: ZendeskClient, stream: Stream, cursor: dict[str, Any]
     ) -> Iterator[SourceRecord]:
+        def expand(raw: Any) -> tuple[SortKey | None, list[tuple[Any, ReadItem]]]:
+            item = read_organization(raw)
+            return item.sort_key, [(raw, item)]
+
+        yield from self._time_stream(client, stream, cursor, "organizations", expand)
+
+    def _time_stream(
+        self,
+        client: ZendeskClient,
+        stream: Stream,
+        cursor: dict[str, Any],
+        resource: str,
+        expand: Callable[[Any], tuple[SortKey | None, list[tuple[Any, ReadItem]]]],
+        *,
+        params: dict[str, Any] | None = None,
+        mark: dict[str, Any] | None = None,
+    ) -> Iterator[SourceRecord]:
+        """A time-based export: items ordered by (timestamp, id), each giving its position
+        and records; the last record of an item carries the item's position as the cursor
+        ``{start_time, after_id}`` (plus ``mark``), so a resume skips what was read (a page
+        never splits a second and the next repeats it: the position skips those too)."""
         start = int(cursor.get("start_time", self.config.start_time))
         after_id = cursor.get("after_id")
         after: SortKey | None = (start, after_id) if isinstance(after_id, int) else None
+        mark = mark or {}
         while True:
             page = client.time_export(
-                "organizations", start_time=start, per_page=self.config.page_size
+                resource, start_time=start, per_page=self.config.page_size, params=params
             )
-            pairs_all = [(raw, read_organization(raw)) for raw in page.items]
-            pairs = _after(pairs_all, after, lambda p: p[1].sort_key)
-            for raw, item in pairs:
-                at = (
-                    {"start_time": item.sort_key[0], "after_id": item.sort_key[1]}
-                    if item.sort_key is not None
-                    else None
-                )
-                yield self._record(stream, item, raw, at)
+            expanded = [expand(raw) for raw in page.items]
+            for key, out in _after(expanded, after, lambda e: e[0]):
+                at = {**mark, "start_time": key[0], "after_id": key[1]} if key else None
+                for j, (raw, item) in enumerate(out):
+                    yield self._record(stream, item, raw, at if j == len(out) - 1 else None)
+                if not out and at is not None:
+                    yield SourceRecord.at(at)
             if page.end_of_stream:
                 return
-            keys = [k for _, item in pairs_all if (k := item.sort_key) is not None]
+            keys = [k for k, _ in expanded if k is not None]
             last = max(keys) if keys else None
             if last is not None and (after is None or last > after):
                 start, after = last[0], last
@@ -447,9 +516,19 @@ class ZendeskConnector(SourceConnectorBase):
                 start, after = start + 1, None
             else:
                 raise FatalError(
-                    f"connector {self.name}: the organization export makes no progress at "
+                    f"connector {self.name}: the {resource} export makes no progress at "
                     f"start_time {start}"
                 )
+
+
+def _event_key(raw: Any) -> SortKey | None:
+    """A ticket event's position in the export: (timestamp, id)."""
+    if not isinstance(raw, dict):
+        return None
+    ts, event_id = raw.get("timestamp"), raw.get("id")
+    if type(ts) is int and type(event_id) is int:
+        return ts, event_id
+    return None
 
 
 def _id_of(raw: Any) -> int | None:

@@ -157,7 +157,11 @@ class Dataset:
     faults: dict[str, dict[int, str]]  # stream -> item id -> kind of fault
     seed: int = 0
 
-    def expected(self, *, exclude_deleted: bool = False) -> Expected:
+    def expected(self, *, exclude_deleted: bool = False, comments: str = "tickets") -> Expected:
+        """What a reader of the whole account must give. ``comments``: where the comment
+        stream reads — ``tickets`` (per changed ticket: tickets the export cannot place are
+        skipped, as deleted ones) or ``events`` (the ticket event export: every comment of
+        a ticket that is not deleted)."""
         out = Expected()
         tickets = [
             t
@@ -172,8 +176,9 @@ class Dataset:
         out.bad["tickets"] = len(tickets) - len(out.good["tickets"])
         comments_good: set[str] = set()
         comments_bad = 0
-        for t in tickets:  # tickets whose position cannot be read are skipped, as deleted ones
-            if self.faults["tickets"].get(t["_id"]) in ("deleted", "text_stamp"):
+        skipped = ("deleted", "text_stamp") if comments == "tickets" else ("deleted",)
+        for t in self.tickets if comments == "events" else tickets:
+            if self.faults["tickets"].get(t["_id"]) in skipped:
                 continue
             for c in self.comments.get(t["_id"], []):
                 if c["id"] in self.faults["ticket_comments"]:

@@ -138,7 +138,9 @@ def time_page(
     while i < j < end and index.keys[j][0] == index.keys[j - 1][0]:
         j += 1  # a page never splits a second
     end_time = index.keys[j - 1][0] if j > i else start
-    extra = {"per_page": per_page} if q.get("per_page") else {}
+    extra: dict[str, Any] = {"per_page": per_page} if q.get("per_page") else {}
+    if q.get("include"):  # the next page side-loads what this one did
+        extra["include"] = q["include"]
     tail = _tail(
         {
             "next_page": f"{url}?{urlencode({'start_time': end_time, **extra})}",

@@ -12,6 +12,10 @@ What it reproduces, as the API documents it:
 - ``GET /api/v2/incremental/organizations.json``: the time-based export (``start_time``,
   ``end_time``, ``next_page``, ``count``, ``end_of_stream``); a page never splits a second,
   so the next page, which starts *at* ``end_time``, repeats the items of that second.
+- ``GET /api/v2/incremental/ticket_events.json``: the time-based ticket event export, one
+  ``Audit`` event per comment (its ``child_events`` hold the ``Comment`` event only with
+  ``include=comment_events``); events of deleted tickets are left out, as the comments
+  endpoint answers 404 for them.
 - ``GET /api/v2/tickets/{id}/comments.json``: cursor pagination (``page[size]`` up to 100,
   ``page[after]``, ``meta``/``links``) or offset pagination (``page``, ``per_page``,
   ``next_page``, ``count``); 404 ``RecordNotFound`` for a deleted or unknown ticket.
@@ -41,6 +45,7 @@ import math
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -115,6 +120,7 @@ class Simulator:
         self.users = Index(self.dataset.users)
         self.organizations = Index(self.dataset.organizations)
         self.comments = self.dataset.comments
+        self.ticket_events = Index(ticket_events(self.tickets.by_id, self.comments))
         self.stats: Counter[str] = Counter()
         self._windows: dict[str, _Window] = {}
 
@@ -149,6 +155,7 @@ class Simulator:
                 }
             )
         self.tickets.rebuild()
+        self.ticket_events = Index(ticket_events(self.tickets.by_id, self.comments))
 
     # -- gatekeeping ---------------------------------------------------------------------------
 
@@ -282,6 +289,16 @@ class Simulator:
         q = request.query_params
         if name == "organizations":
             return self.page(request, time_page(self.organizations, name, q, url, cutoff))
+        if name == "ticket_events":
+            built = time_page(self.ticket_events, name, q, url, cutoff)
+            if q.get("include") != "comment_events" and not isinstance(built, PageError):
+                events = json.loads(built)  # without the include, no comment child events
+                for event in events[name]:
+                    event["child_events"] = [
+                        c for c in event["child_events"] if c.get("event_type") != "Comment"
+                    ]
+                built = json.dumps(events).encode()
+            return self.page(request, built)
         index = self.tickets if name == "tickets" else self.users
         return self.page(request, cursor_page(index, name, q, url, cutoff))
 
@@ -317,6 +334,39 @@ class Simulator:
         return self.reply(request, json.dumps({"user": user}).encode())
 
 
+def ticket_events(
+    tickets: dict[int, dict[str, Any]], comments: dict[int, list[dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """The ticket event export's items: one ``Audit`` event per comment (the audit that
+    added it), ordered by its time; deleted tickets' events left out."""
+    events = []
+    for ticket_id, thread in comments.items():
+        ticket = tickets.get(ticket_id)
+        if ticket is None or ticket.get("status") == "deleted":
+            continue
+        for c in thread:
+            at = int(datetime.fromisoformat(c["created_at"]).timestamp())
+            audit = c.get("audit_id") or c["id"] + 1
+            child = {k: c[k] for k in c if k not in ("metadata", "audit_id", "type")}
+            events.append(
+                {
+                    "_id": audit,
+                    "_ts": at,
+                    "id": audit,
+                    "ticket_id": ticket_id,
+                    "timestamp": at,
+                    "created_at": c["created_at"],
+                    "updater_id": c.get("author_id"),
+                    "via": c.get("via"),
+                    "system": {},
+                    "metadata": c.get("metadata") or {},
+                    "event_type": "Audit",
+                    "child_events": [{**child, "event_type": "Comment", "type": c.get("type")}],
+                }
+            )
+    return events
+
+
 def _url(request: Request) -> str:
     return f"{str(request.base_url).rstrip('/')}{request.url.path}"
 
@@ -346,6 +396,12 @@ def create_app(sim: Simulator) -> FastAPI:
     async def organizations_export(request: Request) -> Response:
         return await sim.guard(request, "organizations_export", export=True) or sim.export(
             request, "organizations"
+        )
+
+    @app.get(f"{API}/incremental/ticket_events.json")
+    async def ticket_events_export(request: Request) -> Response:
+        return await sim.guard(request, "ticket_events_export", export=True) or sim.export(
+            request, "ticket_events"
         )
 
     @app.get(f"{API}/tickets/{{ticket_id}}/comments.json")

@@ -185,6 +185,64 @@ def test_new_changes_are_read_by_the_next_incremental_read(site: Site) -> None:
     )
 
 
+# -- comments from the ticket event export (comments.source=events) ---------------------------
+
+
+def test_comment_events_read_every_comment_once_in_few_requests(site: Site) -> None:
+    """The event export gives the same comments (the same record ids) as reading them per
+    ticket, plus those of tickets the ticket export cannot place, in one request per page
+    of events instead of one per ticket."""
+    records = read(site.connector(comments_source="events"), "ticket_comments")
+    expected = site.data.expected(comments="events")
+    assert len(ids(records)) == len(set(ids(records)))
+    assert good(records) == expected.good["ticket_comments"]
+    assert sum(1 for r in records if r.reasons) == expected.bad["ticket_comments"]
+    comments = sum(len(t) for t in site.data.comments.values())
+    stats = site.sim.stats
+    assert stats["route:ticket_events_export"] <= math.ceil(comments / PAGE) + 2
+    assert stats["route:comments"] == 0
+    per_ticket = good(read(site.connector(), "ticket_comments"))
+    assert per_ticket <= good(records)  # one record id per comment, whichever the source
+    assert stats["route:comments"] > stats["route:ticket_events_export"]
+    values = [r.value for r in records if r.value]
+    assert all(v["body"] and v["ticket_id"] for v in values)
+
+
+def test_comment_events_resume_from_any_cursor(site: Site) -> None:
+    full = read(site.connector(comments_source="events"), "ticket_comments")
+    points = resume_points(full)
+    assert all((full[i].cursor or {}).get("source") == "events" for i in points)
+    for i in points[::7]:
+        rest = read(
+            site.connector(comments_source="events"), "ticket_comments", dict(full[i].cursor or {})
+        )
+        assert ids(rest) == ids(full[i + 1 :]), f"resume after #{i} ({full[i].cursor})"
+
+
+def test_comment_events_read_new_comments_next_time(site: Site) -> None:
+    connector = site.connector(comments_source="events")
+    first = read(connector, "ticket_comments")
+    final = next(r.cursor for r in reversed(first) if r.cursor)
+    assert ids(read(connector, "ticket_comments", final)) == []
+    ticket = next(t["id"] for t in site.data.tickets if t["status"] == "open")
+    site.sim.touch_ticket(ticket, at=int(time.time()) - 120, comment="Fixed on our side")
+    again = read(connector, "ticket_comments", final)
+    assert [(r.key, (r.value or {}).get("body")) for r in again if not r.checkpoint] == [
+        (str(ticket), "Fixed on our side")
+    ]
+
+
+def test_a_cursor_of_the_other_comments_source_is_a_config_error(site: Site) -> None:
+    per_ticket = read(site.connector(), "ticket_comments")
+    cursor = next(r.cursor for r in reversed(per_ticket) if r.cursor)
+    with pytest.raises(ConfigError, match=r"another comments\.source"):
+        read(site.connector(comments_source="events"), "ticket_comments", cursor)
+    events = read(site.connector(comments_source="events"), "ticket_comments")
+    cursor = next(r.cursor for r in reversed(events) if r.cursor)
+    with pytest.raises(ConfigError, match=r"another comments\.source"):
+        read(site.connector(), "ticket_comments", cursor)
+
+
 @pytest.mark.parametrize(
     "cursor",
     [{"start_time": "yesterday"}, {"cursor": 42}, {"after": [1, "x"]}, {"partial": [1, 2]}],

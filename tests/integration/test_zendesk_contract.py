@@ -136,3 +136,18 @@ class TestZendeskContract(ConnectorContract):
                 RetriableError,
             ),
         ]
+
+
+class TestZendeskContractCommentEvents(TestZendeskContract):
+    """The same contract with comments read from the ticket event export."""
+
+    @pytest.fixture
+    def source(self, served: tuple[str, Simulator]) -> ContractSource:
+        url, sim = served
+        expected = sim.dataset.expected(comments="events")
+        return ContractSource(
+            config=config(url, sim, **{"comments.source": "events"}),
+            good_ids=set().union(*expected.good.values()),
+            bad=sum(expected.bad.values()),
+            values_with=expected.quoted,
+        )

@@ -103,6 +103,30 @@ def test_zenpy_reads_the_time_based_organization_export(sim: Simulator) -> None:
     assert {o.id for o in orgs} == {o["id"] for o in sim.organizations.items}
 
 
+def test_zenpy_reads_the_ticket_event_export_with_comment_events(sim: Simulator) -> None:
+    """zenpy's ``tickets.events`` (GET /incremental/ticket_events.json) with
+    ``include=comment_events``: every comment of a ticket that is not deleted, as a child
+    event of its audit."""
+    zenpy = client(sim)
+    events = list(zenpy.tickets.events(start_time=1, include="comment_events", per_page=20))
+    assert sim.stats["route:ticket_events_export"] > 1  # several pages, each with comments
+    bodies = {
+        (e.ticket_id, c["body"])
+        for e in events
+        for c in e.child_events
+        if c.get("event_type") == "Comment" and "body" in c
+    }
+    expected = {
+        (t["id"], c["body"])
+        for t in sim.tickets.items
+        if t["status"] != "deleted"
+        for c in sim.comments.get(t["id"], [])
+        if "body" in c
+    }
+    assert bodies == expected
+    assert all(e.event_type == "Audit" for e in events)
+
+
 def test_zenpy_sees_refused_credentials(sim: Simulator) -> None:
     with pytest.raises(APIException) as caught:
         list(client(sim, token="wrong").tickets.incremental(start_time=1))
