@@ -342,7 +342,7 @@ def measure(bootstrap: str, settings: Settings, c: Counts) -> Counts:
         c.people_of_both = (
             conn.scalar(
                 text(
-                    "SELECT count(*) FROM (SELECT person FROM attribution_touches "
+                    "SELECT count(*) FROM (SELECT person FROM attribution_all_touches "
                     "GROUP BY person HAVING count(DISTINCT channel) > 1) AS both_channels"
                 )
             )

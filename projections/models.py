@@ -60,6 +60,9 @@ class Lead(Base):
     created_on: Mapped[date | None] = mapped_column(Date)
     owner: Mapped[str | None] = mapped_column(Text)
     notes: Mapped[str | None] = mapped_column(Text)
+    person: Mapped[str | None] = mapped_column(
+        Text, doc="Case-folded e-mail address: the key attribution joins departments on"
+    )
     # Lineage of the event the row was last written from.
     last_event_id: Mapped[str] = mapped_column(Text)
     source_topic: Mapped[str] = mapped_column(Text)
@@ -170,11 +173,12 @@ class HrErasure(Base):
 
 
 class AttributionTouch(Base):
-    """One touch of a person by a campaign, from any department: a marketing e-mail opened
-    or clicked, a sales lead with its source. The person is the normalised e-mail address
-    (the one key the sources share). First- and last-touch attribution per person and per
-    campaign are derived from these rows by the views ``attribution_by_contact`` and
-    ``attribution_by_campaign`` (migration 0005), so they are never out of step."""
+    """One campaign e-mail touch of a person: a marketing e-mail opened or clicked. The
+    person is the case-folded e-mail address (the one key the departments share). The view
+    ``attribution_all_touches`` adds the sales leads' touches (a lead with an address and
+    a source, read from ``leads``); ``attribution_by_contact`` and
+    ``attribution_by_campaign`` derive first- and last-touch attribution from it (migration
+    0005), so they are never out of step."""
 
     __tablename__ = "attribution_touches"
 

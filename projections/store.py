@@ -112,7 +112,7 @@ ERASURE_CONFLICT = OnConflict(("employee_id",))
 
 # Attribution: which e-mail events are touches (an engagement, not a send or a bounce).
 TOUCH_EVENT_TYPES = frozenset({"OPEN", "CLICK"})
-EMAIL_CHANNEL, LEAD_CHANNEL = "marketing-email", "sales-lead"
+EMAIL_CHANNEL = "marketing-email"
 TOUCH_UPDATE = ("person", "campaign", "channel", "touch_type", "touched_at", *LINEAGE)
 TOUCH_COLUMNS = ("touch_id", *TOUCH_UPDATE)
 TOUCH_CONFLICT = OnConflict(("touch_id",), TOUCH_UPDATE, NEWER)
@@ -178,6 +178,7 @@ QUARANTINE_FIELDS = (
 )
 LEAD_UPDATE = (
     *LEAD_FIELDS,
+    "person",  # the case-folded address: the key attribution joins departments on
     "last_event_id",
     "source_topic",
     "source_partition",
@@ -363,7 +364,7 @@ class ProjectionStore:
             case_rows = self._case_rows(fresh, times)
             erasure_rows = self._erasure_rows(fresh, times)
             employee_rows = self._employee_rows(conn, fresh, times, erasure_rows)
-            touch_rows, untouched_leads = self._touch_rows(fresh, times)
+            touch_rows = self._touch_rows(fresh, times)
             redrive_rows = self._redrive_rows(fresh)
             q_rows, reason_rows = self._quarantine_rows(conn, fresh, undecodable, redrive_rows)
             offset_rows = [(self.projection, t, p, n) for (t, p), n in sorted(positions.items())]
@@ -383,10 +384,6 @@ class ProjectionStore:
                     TableRows(OFFSETS, OFFSET_COLUMNS, offset_rows, OFFSET_CONFLICT),
                 ),
             )
-            if untouched_leads:
-                # A lead whose latest event has no address or no source is no touch (any
-                # more): the touch an earlier event of it gave goes.
-                conn.execute(TOUCHES.delete().where(TOUCHES.c.touch_id.in_(untouched_leads)))
             if erasure_rows:
                 # Right to erasure: the employee's row goes, in the same transaction that
                 # records the erasure (later events for the id are dropped: _employee_rows).
@@ -635,51 +632,34 @@ class ProjectionStore:
 
     def _touch_rows(
         self, fresh: list[ConsumedEvent], times: dict[datetime, tuple[str, Any]]
-    ) -> tuple[list[Row], list[str]]:
-        """Attribution touches of the batch: an opened or clicked campaign e-mail (one
-        touch per event), and a sales lead with an address and a source (one touch per
-        lead, its latest event's values). Also the touch ids of leads whose latest event
-        in the batch is no touch."""
-        emails, leads, time = self.topics.email_events, self.topics.leads, self._writer.time
-        touches: dict[str, Row] = {}
-        untouched: list[str] = []
+    ) -> list[Row]:
+        """Attribution touches of the batch's campaign e-mail events: an OPEN or a CLICK,
+        one touch per event. (A sales lead's touch is its row in ``leads``: the view
+        ``attribution_all_touches`` reads it there, so no second write per lead.)"""
+        emails, time = self.topics.email_events, self._writer.time
+        rows: list[Row] = []
         for e in fresh:
-            v = e.value
-            if e.topic == emails:
-                if v["type"] not in TOUCH_EVENT_TYPES or not v.get("recipient"):
-                    continue
-                touch_id = f"email:{v['event_id']}"
-                campaign = f"email:{v.get('email_campaign_id') or 'unknown'}"
-                row = (v["recipient"].casefold(), campaign, EMAIL_CHANNEL, v["type"])
-                touched_at = utc(v["created_at"])
-            elif e.topic == leads:
-                touch_id = f"lead:{v['lead_id']}"
-                if not v.get("email") or not v.get("lead_source"):
-                    touches.pop(touch_id, None)
-                    untouched.append(touch_id)
-                    continue
-                row = (v["email"].casefold(), f"sales:{v['lead_source']}", LEAD_CHANNEL, "LEAD")
-                created = v.get("created_on")
-                touched_at = (
-                    datetime(created.year, created.month, created.day, tzinfo=UTC)
-                    if created
-                    else e.meta.time
-                )
-            else:
+            if e.topic != emails:
                 continue
-            if touch_id in untouched:
-                untouched.remove(touch_id)
-            touches[touch_id] = (
-                touch_id,
-                *row,
-                time(utc(touched_at)),
-                e.meta.id,
-                e.topic,
-                e.partition,
-                e.offset,
-                times[e.meta.time][1],
+            v = e.value
+            if v["type"] not in TOUCH_EVENT_TYPES or not v.get("recipient"):
+                continue
+            rows.append(
+                (
+                    f"email:{v['event_id']}",
+                    v["recipient"].casefold(),
+                    f"email:{v.get('email_campaign_id') or 'unknown'}",
+                    EMAIL_CHANNEL,
+                    v["type"],
+                    time(utc(v["created_at"])),
+                    e.meta.id,
+                    e.topic,
+                    e.partition,
+                    e.offset,
+                    times[e.meta.time][1],
+                )
             )
-        return list(touches.values()), untouched
+        return rows
 
     def _lead_rows(
         self, fresh: list[ConsumedEvent], times: dict[datetime, tuple[str, Any]]
@@ -694,11 +674,13 @@ class ProjectionStore:
                 continue
             get = e.value.get
             lead_id = e.value["lead_id"]
+            email = get("email")
             latest[lead_id] = (
                 lead_id,
                 *map(get, LEAD_TEXT_FIELDS),
                 to_date(get("created_on")),
                 *map(get, LEAD_TAIL_FIELDS),
+                email.casefold() if email else None,
                 e.meta.id,
                 e.topic,
                 e.partition,
@@ -825,7 +807,7 @@ class ProjectionStore:
             cases = conn.scalar(select(func.count()).select_from(CASES)) or 0
             employees = conn.scalar(select(func.count()).select_from(EMPLOYEES)) or 0
             erasures = conn.scalar(select(func.count()).select_from(ERASURES)) or 0
-            touches = conn.scalar(select(func.count()).select_from(TOUCHES)) or 0
+            touches = conn.scalar(text("SELECT count(*) FROM attribution_all_touches")) or 0
             audit = conn.scalar(select(func.count()).select_from(AUDIT)) or 0
             by_stage = {
                 r.stage: r.n

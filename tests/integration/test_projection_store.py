@@ -962,6 +962,13 @@ def test_attribution_first_and_last_touch_across_marketing_and_sales(
         "sales-lead",
         "marketing-email",
     )
+    # The lead's touch is its creation date at midnight UTC, on either database.
+    first_at = ada["first_touch_at"]
+    first_at = datetime.fromisoformat(first_at) if isinstance(first_at, str) else first_at
+    assert utc(first_at) == day
+    last_at = ada["last_touch_at"]
+    last_at = datetime.fromisoformat(last_at) if isinstance(last_at, str) else last_at
+    assert utc(last_at) == day + timedelta(days=55)
     bob = store.attribution_of("bob@example.com")
     assert bob is not None
     assert bob["first_touch_campaign"] == bob["last_touch_campaign"] == "email:1000001"
@@ -1001,3 +1008,34 @@ def test_attribution_ties_are_broken_by_touch_id_whatever_the_order(
         "email:1000007",
         "email:1000009",
     )
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_leads_from_before_attribution_become_touches_after_the_upgrade(
+    backend: str, database_urls: list[str], tmp_path: Path
+) -> None:
+    """A read model at revision 0004 with leads in it: the upgrade to 0005 gives those
+    leads their person, so their touches count at once (no rebuild needed)."""
+    with fresh_database(backend, database_urls, tmp_path, migrated=False) as url:
+        migrate(url, "0004")
+        old = make_engine(url)
+        try:
+            with old.begin() as conn:
+                conn.execute(
+                    text(
+                        "INSERT INTO leads (lead_id, email, lead_source, created_on, "
+                        "last_event_id, source_topic, source_partition, source_offset, "
+                        "updated_at) VALUES ('L-1', 'Old.Lead@Example.com', 'Web', "
+                        "'2025-03-01', 'e-1', 't', 0, 0, '2025-03-01 10:00:00.000000')"
+                    )
+                )
+        finally:
+            old.dispose()
+        migrate(url)
+        engine = make_engine(url)
+        try:
+            found = ProjectionStore(engine, audit_key=KEY).attribution_of("old.lead@example.com")
+            assert found is not None
+            assert (found["touches"], found["first_touch_campaign"]) == (1, "sales:Web")
+        finally:
+            engine.dispose()

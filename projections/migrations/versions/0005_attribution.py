@@ -1,5 +1,6 @@
-"""Campaign attribution: touches from marketing e-mail events and sales leads, and the
-first-/last-touch views per contact and per campaign.
+"""Campaign attribution: touches from marketing e-mail events (a table) and sales leads
+(their rows, keyed by the new ``leads.person``), and the first-/last-touch views per
+contact and per campaign.
 
 Revision ID: 0005
 Revises: 0004
@@ -20,6 +21,23 @@ depends_on: str | Sequence[str] | None = None
 
 TS = sa.DateTime(timezone=True)
 
+# Every touch: the e-mail touches, and each lead with an address and a source (at its
+# creation date, midnight UTC, else when it was last written). The lead's time is written
+# in the database's own timestamp form: SQLite keeps text as SQLAlchemy writes it.
+LEAD_TIME = {
+    "sqlite": "COALESCE(created_on || ' 00:00:00.000000', updated_at)",
+    "postgresql": "COALESCE(CAST(created_on AS TIMESTAMP) AT TIME ZONE 'UTC', updated_at)",
+}
+ALL_TOUCHES = """
+CREATE VIEW attribution_all_touches AS
+SELECT touch_id, person, campaign, channel, touch_type, touched_at
+FROM attribution_touches
+UNION ALL
+SELECT 'lead:' || lead_id, person, 'sales:' || lead_source, 'sales-lead', 'LEAD', {lead_time}
+FROM leads
+WHERE person IS NOT NULL AND lead_source IS NOT NULL
+"""
+
 # First and last touch per person: the earliest and the latest touch (ties broken by the
 # touch id, so the answer never depends on the order rows were written in).
 BY_CONTACT = """
@@ -38,7 +56,7 @@ FROM (
            ROW_NUMBER() OVER (
                PARTITION BY person ORDER BY touched_at DESC, touch_id DESC
            ) AS last_rank
-    FROM attribution_touches
+    FROM attribution_all_touches
 ) AS ranked
 GROUP BY person
 """
@@ -56,7 +74,7 @@ SELECT t.campaign,
 FROM (
     SELECT campaign, MIN(channel) AS channel, COUNT(*) AS touches,
            COUNT(DISTINCT person) AS contacts
-    FROM attribution_touches GROUP BY campaign
+    FROM attribution_all_touches GROUP BY campaign
 ) AS t
 LEFT JOIN (
     SELECT first_touch_campaign AS campaign, COUNT(*) AS n
@@ -87,6 +105,13 @@ def upgrade() -> None:
     )
     op.create_index("ix_attribution_touches_person", "attribution_touches", ["person"])
     op.create_index("ix_attribution_touches_campaign", "attribution_touches", ["campaign"])
+    op.add_column("leads", sa.Column("person", sa.Text(), nullable=True))
+    # Leads written before this revision: their person from their address (lower(): the
+    # same as Python's casefold for the ASCII addresses such rows hold; new rows get
+    # casefold from the projection).
+    op.execute("UPDATE leads SET person = lower(email) WHERE email IS NOT NULL")
+    dialect = op.get_bind().dialect.name
+    op.execute(ALL_TOUCHES.format(lead_time=LEAD_TIME.get(dialect, LEAD_TIME["postgresql"])))
     op.execute(BY_CONTACT)
     op.execute(BY_CAMPAIGN)
 
@@ -94,6 +119,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("DROP VIEW attribution_by_campaign")
     op.execute("DROP VIEW attribution_by_contact")
+    op.execute("DROP VIEW attribution_all_touches")
+    with op.batch_alter_table("leads") as batch:
+        batch.drop_column("person")
     op.drop_index("ix_attribution_touches_campaign", table_name="attribution_touches")
     op.drop_index("ix_attribution_touches_person", table_name="attribution_touches")
     op.drop_table("attribution_touches")
