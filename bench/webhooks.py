@@ -383,6 +383,7 @@ def run_variant(
             ("bad signatures", args.bad, 0.0, args.connections, True),
         ]
         for label, requests, rate, connections, corrupt in plan:
+            before = stalls(url)
             rows[label] = load(
                 url_hook,
                 requests=requests,
@@ -394,7 +395,9 @@ def run_variant(
                 watch=watch,
             )
             first += requests * args.events + 10_000
+            rows[label]["server_stalls"] = stall_delta(before, stalls(url))
             print(f"  {name} {label}: {summarize(rows[label])}", flush=True)
+            print(f"    server stalls: {rows[label]['server_stalls']}", flush=True)
         out["rows"] = rows
         out["metrics"] = scrape(url)
         ceiling = rows["closed loop"]["rate"]
@@ -406,6 +409,63 @@ def run_variant(
             if profiled is not None:
                 out["profile"], rows["profiled closed loop"] = profiled
     return out, first
+
+
+def stalls(url: str) -> dict[str, float]:
+    """The server's stall histograms (hub.loop_metrics): observations over 50 ms and their
+    total, event-loop lag and GC pauses by generation (cumulative since start)."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("#") or " " not in line:
+            continue
+        key, value = line.rsplit(" ", 1)
+        for metric, short in (
+            ("hub_event_loop_lag_seconds", "loop_lag"),
+            ("hub_gc_pause_seconds", "gc"),
+            ("hub_webhook_request_seconds", "server_answer"),  # receive to 2xx, in-server
+        ):
+            if not key.startswith(metric) or (
+                short == "server_answer" and f'connector="{CONNECTOR}"' not in key
+            ):
+                continue
+            gen = key.split('generation="', 1)[1].split('"', 1)[0] if "generation" in key else ""
+            name = f"{short}{'_gen' + gen if gen else ''}"
+            if key.startswith(f"{metric}_bucket") and 'le="0.05"' in key:
+                out[f"{name}_le_50ms"] = float(value)
+            if key.startswith(f"{metric}_bucket") and short == "server_answer":
+                le = key.split('le="', 1)[1].split('"', 1)[0]
+                out[f"{name}_bucket_{le}"] = float(value)
+            elif key.startswith(f"{metric}_count"):
+                out[f"{name}_count"] = float(value)
+            elif key.startswith(f"{metric}_sum"):
+                out[f"{name}_sum_s"] = float(value)
+    return out
+
+
+def stall_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Per kind: how many observations over 50 ms, and the seconds spent, in a phase."""
+    out: dict[str, float] = {}
+    for key, count in after.items():
+        if key.endswith("_count"):
+            name = key.removesuffix("_count")
+            n = count - before.get(key, 0.0)
+            fast = after.get(f"{name}_le_50ms", 0.0) - before.get(f"{name}_le_50ms", 0.0)
+            spent = after.get(f"{name}_sum_s", 0.0) - before.get(f"{name}_sum_s", 0.0)
+            out[f"{name}_over_50ms"] = n - fast
+            out[f"{name}_seconds"] = round(spent, 3)
+    # The server's own answer times (receive to 2xx): the bucket bound each quantile is in.
+    buckets = sorted(
+        (float(k.rsplit("_", 1)[1]), after[k] - before.get(k, 0.0))
+        for k in after
+        if k.startswith("server_answer_bucket_")
+    )
+    total = buckets[-1][1] if buckets else 0.0
+    for q in (0.5, 0.95, 0.99):
+        bound = next((le for le, n in buckets if total and n >= q * total), None)
+        if bound is not None:
+            out[f"server_answer_p{int(q * 100)}_le_ms"] = bound * 1000
+    return out
 
 
 def summarize(row: dict[str, Any]) -> str:

