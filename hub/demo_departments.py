@@ -251,7 +251,7 @@ def webhook_bursts(api_url: str, sizes: Sizes, seed: int = 7) -> list[WebhookBur
     out = []
     h = hubspot_hooks.send_burst(
         f"{api_url}/webhooks/{MARKETING}",
-        ENV["HUB_DEMO_HUBSPOT_SECRET"],
+        os.environ["HUB_DEMO_HUBSPOT_SECRET"],  # what the registered config resolves
         sizes.webhook_deliveries,
         events_per_delivery=sizes.events_per_delivery,
         bad_every=sizes.bad_signature_every,
@@ -260,7 +260,7 @@ def webhook_bursts(api_url: str, sizes: Sizes, seed: int = 7) -> list[WebhookBur
     out.append(WebhookBurst("hubspot", h.sent, h.bad_signatures, h.statuses))
     z = zendesk_hooks.send_burst(
         f"{api_url}/webhooks/{SERVICE}",
-        ENV["HUB_DEMO_ZENDESK_SECRET"],
+        os.environ["HUB_DEMO_ZENDESK_SECRET"],
         sizes.webhook_deliveries,
         bad_every=sizes.bad_signature_every,
         seed=seed,
