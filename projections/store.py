@@ -12,10 +12,10 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Engine, Table, TextClause, func, select, text
@@ -308,6 +308,46 @@ class ApplyResult:
     outcomes: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
+LEAD_KEY = itemgetter("lead_id")
+CONTACT_KEY = itemgetter("contact_id")
+CASE_KEY = itemgetter("ticket_id")
+EMPLOYEE_KEY = itemgetter("employee_id")
+
+
+def _touch_id(v: dict[str, Any]) -> str:
+    return f"email:{v['event_id']}"
+
+
+def _is_touch(v: dict[str, Any]) -> bool:
+    """An engagement with a campaign e-mail (not a send or a bounce) by a known address."""
+    return v["type"] in TOUCH_EVENT_TYPES and bool(v.get("recipient"))
+
+
+def _latest(
+    events: Sequence[ConsumedEvent],
+    key_of: Callable[[dict[str, Any]], Any],
+    values: Callable[[dict[str, Any]], Row],
+    times: dict[datetime, tuple[str, Any]],
+) -> list[Row]:
+    """One row per entity: its last event of the batch (events are sorted by position,
+    and an entity's events share a partition: its id is the key), as the key, ``values``,
+    then the lineage of that event (event id, topic, partition, offset, event time)."""
+    latest: dict[Any, Row] = {}
+    for e in events:
+        v = e.value
+        key = key_of(v)
+        latest[key] = (
+            key,
+            *values(v),
+            e.meta.id,
+            e.topic,
+            e.partition,
+            e.offset,
+            times[e.meta.time][1],
+        )
+    return list(latest.values())
+
+
 def _iso_date(text: str | None) -> date | None:
     """An HR date (the connector checked it is ISO-8601 YYYY-MM-DD)."""
     return None if not text else date.fromisoformat(text)
@@ -359,14 +399,29 @@ class ProjectionStore:
             fresh = self._fresh_events(conn, events)
             times = {t: (canonical_time(t), w.time(utc(t))) for t in {e.meta.time for e in fresh}}
             audit_rows, fresh = self._audit_rows(conn, fresh, times)
-            lead_rows = self._lead_rows(fresh, times)
-            contact_rows = self._contact_rows(fresh, times)
-            case_rows = self._case_rows(fresh, times)
-            erasure_rows = self._erasure_rows(fresh, times)
-            employee_rows = self._employee_rows(conn, fresh, times, erasure_rows)
-            touch_rows = self._touch_rows(fresh, times)
-            redrive_rows = self._redrive_rows(fresh)
-            q_rows, reason_rows = self._quarantine_rows(conn, fresh, undecodable, redrive_rows)
+            by_topic: dict[str, list[ConsumedEvent]] = {}
+            for e in fresh:
+                by_topic.setdefault(e.topic, []).append(e)
+            t = self.topics
+            lead_rows = _latest(by_topic.get(t.leads, ()), LEAD_KEY, self._lead_values, times)
+            contact_rows = _latest(
+                by_topic.get(t.contacts, ()), CONTACT_KEY, self._contact_values, times
+            )
+            case_rows = _latest(by_topic.get(t.cases, ()), CASE_KEY, self._case_values, times)
+            erasure_rows = self._erasure_rows(by_topic.get(t.erasures, ()), times)
+            employee_rows = self._employee_rows(
+                conn, by_topic.get(t.employees, ()), times, erasure_rows
+            )
+            touch_rows = _latest(
+                [e for e in by_topic.get(t.email_events, ()) if _is_touch(e.value)],
+                _touch_id,
+                self._touch_values,
+                times,
+            )
+            redrive_rows = self._redrive_rows(by_topic.get(t.redrives, ()))
+            q_rows, reason_rows = self._quarantine_rows(
+                conn, by_topic.get(t.quarantine, []), undecodable, redrive_rows
+            )
             offset_rows = [(self.projection, t, p, n) for (t, p), n in sorted(positions.items())]
             w.write(
                 conn,
@@ -418,7 +473,7 @@ class ProjectionStore:
             employees=len(employee_rows),
             erasures=len(erasure_rows),
             touches=len(touch_rows),
-            quarantined=sum(1 for e in fresh if e.topic == self.topics.quarantine),
+            quarantined=len(by_topic.get(self.topics.quarantine, ())),
             redrives=len(redrive_rows),
             undecodable=len(undecodable),
             positions=positions,
@@ -523,64 +578,60 @@ class ProjectionStore:
             )
         return rows, applied
 
-    def _contact_rows(
-        self, fresh: list[ConsumedEvent], times: dict[datetime, tuple[str, Any]]
-    ) -> list[Row]:
-        """One row per contact: its last event of the batch (a contact's events share a
-        partition: its id is the key)."""
-        topic, time = self.topics.contacts, self._writer.time
-        latest: dict[str, Row] = {}
-        for e in fresh:
-            if e.topic != topic:
-                continue
-            v = e.value
-            contact_id = v["contact_id"]
-            latest[contact_id] = (
-                contact_id,
-                *map(v.get, CONTACT_FIELDS),
-                bool(v.get("archived")),
-                time(utc(v["updated_at"])),
-                e.meta.id,
-                e.topic,
-                e.partition,
-                e.offset,
-                times[e.meta.time][1],
-            )
-        return list(latest.values())
+    # -- per-table values (the row is the key, these, then the lineage: _latest) --------
+    def _lead_values(self, v: dict[str, Any]) -> Row:
+        get, email = v.get, v.get("email")
+        return (
+            *map(get, LEAD_TEXT_FIELDS),
+            self._writer.date(get("created_on")),
+            *map(get, LEAD_TAIL_FIELDS),
+            email.casefold() if email else None,
+        )
 
-    def _case_rows(
-        self, fresh: list[ConsumedEvent], times: dict[datetime, tuple[str, Any]]
-    ) -> list[Row]:
-        """One row per ticket: its last event of the batch (keyed by ticket id)."""
-        topic, time = self.topics.cases, self._writer.time
-        latest: dict[int, Row] = {}
-        for e in fresh:
-            if e.topic != topic:
-                continue
-            v = e.value
-            ticket_id = v["ticket_id"]
-            latest[ticket_id] = (
-                ticket_id,
-                *map(v.get, CASE_FIELDS),
-                time(_iso_time(v["created_at"])),
-                time(_iso_time(v["updated_at"])),
-                v["generated_timestamp"],
-                e.meta.id,
-                e.topic,
-                e.partition,
-                e.offset,
-                times[e.meta.time][1],
-            )
-        return list(latest.values())
+    def _contact_values(self, v: dict[str, Any]) -> Row:
+        return (
+            *map(v.get, CONTACT_FIELDS),
+            bool(v.get("archived")),
+            self._writer.time(utc(v["updated_at"])),
+        )
+
+    def _case_values(self, v: dict[str, Any]) -> Row:
+        time = self._writer.time
+        return (
+            *map(v.get, CASE_FIELDS),
+            time(_iso_time(v["created_at"])),
+            time(_iso_time(v["updated_at"])),
+            v["generated_timestamp"],
+        )
+
+    def _employee_values(self, v: dict[str, Any]) -> Row:
+        to_date = self._writer.date
+        return (
+            *map(v.get, EMPLOYEE_FIELDS),
+            to_date(_iso_date(v.get("hire_date"))),
+            to_date(_iso_date(v.get("termination_date"))),
+            v.get("supervisor_id"),
+            v["source_system"],
+        )
+
+    def _touch_values(self, v: dict[str, Any]) -> Row:
+        """An opened or clicked campaign e-mail. (A sales lead's touch is its row in
+        ``leads``: the view ``attribution_all_touches`` reads it there.)"""
+        return (
+            v["recipient"].casefold(),
+            f"email:{v.get('email_campaign_id') or 'unknown'}",
+            EMAIL_CHANNEL,
+            v["type"],
+            self._writer.time(utc(v["created_at"])),
+        )
 
     def _erasure_rows(
-        self, fresh: list[ConsumedEvent], times: dict[datetime, tuple[str, Any]]
+        self, events: Sequence[ConsumedEvent], times: dict[datetime, tuple[str, Any]]
     ) -> list[Row]:
-        topic, time = self.topics.erasures, self._writer.time
+        """One row per erased employee: the first erasure (a repeated one changes nothing)."""
+        time = self._writer.time
         first: dict[str, Row] = {}
-        for e in fresh:
-            if e.topic != topic:
-                continue
+        for e in events:
             v = e.value
             first.setdefault(
                 v["employee_id"],
@@ -597,110 +648,31 @@ class ProjectionStore:
     def _employee_rows(
         self,
         conn: Connection,
-        fresh: list[ConsumedEvent],
+        events: Sequence[ConsumedEvent],
         times: dict[datetime, tuple[str, Any]],
         erasure_rows: list[Row],
     ) -> list[Row]:
         """One row per employee: its last event of the batch, unless the employee was
         erased (in this batch or before): erasure is final, whatever order the two topics
         are read in and however often a change is re-delivered."""
-        topic, to_date = self.topics.employees, self._writer.date
-        latest: dict[str, Row] = {}
-        for e in fresh:
-            if e.topic != topic:
-                continue
-            v = e.value
-            employee_id = v["employee_id"]
-            latest[employee_id] = (
-                employee_id,
-                *map(v.get, EMPLOYEE_FIELDS),
-                to_date(_iso_date(v.get("hire_date"))),
-                to_date(_iso_date(v.get("termination_date"))),
-                v.get("supervisor_id"),
-                v["source_system"],
-                e.meta.id,
-                e.topic,
-                e.partition,
-                e.offset,
-                times[e.meta.time][1],
-            )
-        if not latest:
+        rows = _latest(events, EMPLOYEE_KEY, self._employee_values, times)
+        if not rows:
             return []
         erased = {r[0] for r in erasure_rows}
-        erased |= self._writer.existing(conn, ERASURES, "employee_id", sorted(latest))
-        return [row for employee_id, row in latest.items() if employee_id not in erased]
+        erased |= self._writer.existing(conn, ERASURES, "employee_id", [r[0] for r in rows])
+        return [row for row in rows if row[0] not in erased]
 
-    def _touch_rows(
-        self, fresh: list[ConsumedEvent], times: dict[datetime, tuple[str, Any]]
-    ) -> list[Row]:
-        """Attribution touches of the batch's campaign e-mail events: an OPEN or a CLICK,
-        one touch per event. (A sales lead's touch is its row in ``leads``: the view
-        ``attribution_all_touches`` reads it there, so no second write per lead.)"""
-        emails, time = self.topics.email_events, self._writer.time
-        rows: list[Row] = []
-        for e in fresh:
-            if e.topic != emails:
-                continue
-            v = e.value
-            if v["type"] not in TOUCH_EVENT_TYPES or not v.get("recipient"):
-                continue
-            rows.append(
-                (
-                    f"email:{v['event_id']}",
-                    v["recipient"].casefold(),
-                    f"email:{v.get('email_campaign_id') or 'unknown'}",
-                    EMAIL_CHANNEL,
-                    v["type"],
-                    time(utc(v["created_at"])),
-                    e.meta.id,
-                    e.topic,
-                    e.partition,
-                    e.offset,
-                    times[e.meta.time][1],
-                )
-            )
-        return rows
-
-    def _lead_rows(
-        self, fresh: list[ConsumedEvent], times: dict[datetime, tuple[str, Any]]
-    ) -> list[Row]:
-        """One row per lead: the last event of the batch for it (events are sorted by
-        position, and a lead's events share a partition: its id is the key)."""
-        leads_topic = self.topics.leads
-        to_date = self._writer.date
-        latest: dict[str, Row] = {}
-        for e in fresh:
-            if e.topic != leads_topic:
-                continue
-            get = e.value.get
-            lead_id = e.value["lead_id"]
-            email = get("email")
-            latest[lead_id] = (
-                lead_id,
-                *map(get, LEAD_TEXT_FIELDS),
-                to_date(get("created_on")),
-                *map(get, LEAD_TAIL_FIELDS),
-                email.casefold() if email else None,
-                e.meta.id,
-                e.topic,
-                e.partition,
-                e.offset,
-                times[e.meta.time][1],
-            )
-        return list(latest.values())
-
-    def _redrive_rows(self, fresh: list[ConsumedEvent]) -> list[Row]:
+    def _redrive_rows(self, events: Sequence[ConsumedEvent]) -> list[Row]:
         w = self._writer
         return [
             (*map(e.value.get, REDRIVE_FIELDS), w.time(utc(e.value["requested_at"])), e.meta.id)
-            for e in fresh
-            if e.topic == self.topics.redrives
+            for e in events
         ]
 
     def _quarantine_rows(
         self,
         conn: Connection,
-        fresh: list[ConsumedEvent],
+        records: list[ConsumedEvent],
         undecodable: list[UndecodableEvent],
         redrive_rows: list[Row],
     ) -> tuple[list[Row], list[Row]]:
@@ -710,7 +682,6 @@ class ProjectionStore:
         w = self._writer
         rows: list[Row] = []
         reasons: list[Row] = []
-        records = [e for e in fresh if e.topic == self.topics.quarantine]
         redriven = {r[1] for r in redrive_rows}
         ids = [str(e.value["quarantine_id"]) for e in records if e.value["quarantine_id"]]
         if ids:
