@@ -33,7 +33,7 @@ from hub.connect_offsets import OffsetStore
 from hub.demo_data import DemoManifest, generate_demo_files
 from hub.demo_departments import (
     Expected,
-    Flow,
+    FlowCounts,
     Sizes,
     Sources,
     WebhookBurst,
@@ -42,6 +42,7 @@ from hub.demo_departments import (
     drop_export,
     measure_flows,
     quarantine_by_department,
+    scan,
     webhook_bursts,
 )
 from hub.kafka_read import read_until_quiet
@@ -69,7 +70,7 @@ class Counts:
     notes_rescanned: int = 0
     unprotected_in_read_model: int = 0
     sales_quarantined: int = 0
-    flows: list[Flow] = field(default_factory=list)
+    flows: list[FlowCounts] = field(default_factory=list)
     erased_ids: set[str] = field(default_factory=set)
     erased_in_read_model: int = 0
     department_quarantine: dict[str, Counter[str]] = field(default_factory=dict)
@@ -84,15 +85,8 @@ class Counts:
 
 
 def scan_topic(bootstrap: str, topic: str) -> tuple[int, int]:
-    """(messages, distinct keys) of a whole topic, counted by reading it (see
-    hub.kafka_read: watermarks are not a count on the embedded broker)."""
-    keys: set[bytes] = set()
-    count = 0
-    for msg in read_until_quiet(bootstrap, topic, group="hub-demo-scan"):
-        count += 1
-        key = msg.key()
-        if key is not None:
-            keys.add(key)
+    """(messages, distinct keys) of a whole topic (``hub.demo_departments.scan``)."""
+    count, keys = scan(bootstrap, topic)
     return count, len(keys)
 
 
@@ -215,7 +209,7 @@ def run_demo(
     return report(counts, manifest, sources.expected, sizes, console, elapsed, home)
 
 
-def read_everything(flows: list[Flow], e: Expected) -> bool:
+def read_everything(flows: list[FlowCounts], e: Expected) -> bool:
     """Each API connector has published every readable record its source holds."""
     raw = {f.raw_topic: f.raw for f in flows}
     return (

@@ -273,7 +273,7 @@ def webhook_bursts(api_url: str, sizes: Sizes, seed: int = 7) -> list[WebhookBur
 
 
 @dataclass
-class Flow:
+class FlowCounts:
     """One department stream from raw topic to read model, as measured."""
 
     department: str
@@ -315,7 +315,8 @@ FLOWS: tuple[tuple[str, str, str, str | None, tuple[str, ...]], ...] = (
 
 
 def scan(bootstrap: str, topic: str) -> tuple[int, set[str]]:
-    """(messages, distinct keys) of a whole topic, counted by reading it."""
+    """(messages, distinct keys) of a whole topic, counted by reading it (see
+    hub.kafka_read: watermarks are not a count on the embedded broker)."""
     keys: set[str] = set()
     count = 0
     for msg in read_until_quiet(bootstrap, topic, group="hub-demo-scan"):
@@ -326,7 +327,7 @@ def scan(bootstrap: str, topic: str) -> tuple[int, set[str]]:
     return count, keys
 
 
-def measure_flows(bootstrap: str, engine: Engine) -> tuple[list[Flow], set[str]]:
+def measure_flows(bootstrap: str, engine: Engine) -> tuple[list[FlowCounts], set[str]]:
     """Every flow's counts, and the ids on the clean erasures topic."""
     from sqlalchemy import table as sql_table
 
@@ -336,7 +337,7 @@ def measure_flows(bootstrap: str, engine: Engine) -> tuple[list[Flow], set[str]]
     erased: set[str] = set()
     with engine.connect() as conn:
         for department, raw_topic, clean_topic, table, extra in FLOWS:
-            flow = Flow(department, raw_topic, clean_topic, table)
+            flow = FlowCounts(department, raw_topic, clean_topic, table)
             flow.raw, _ = scan(bootstrap, raw_topic)
             flow.clean, flow.clean_ids = scan(bootstrap, clean_topic)
             if clean_topic == topics.CLEAN_HR_ERASURES:

@@ -14,15 +14,26 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from hub.connect_state import ConnectState
+from hub.events import EventMeta, deterministic_id
 from hub.registry.api import create_registry_app
 from hub.registry.store import SchemaStore
+from hub.serde import AvroCodec, load_schema_text, schema_path
 from hub.serving import serve
 from hub.settings import REPO_ROOT
 
@@ -193,3 +204,43 @@ def open_state(bootstrap: str, names: dict[str, str]) -> ConnectState:
         status_topic=names["status_topic"],
         offsets_topic=names["offsets_topic"],
     )
+
+
+class RawPublisher:
+    """Publishes raw records as a connector does: Avro (Confluent wire format, schemas
+    registered per topic) with CloudEvents and lineage headers."""
+
+    def __init__(self, bootstrap: str, registry_url: str) -> None:
+        self.registry = SchemaRegistryClient({"url": registry_url})
+        self.producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+        self.codecs: dict[str, AvroCodec] = {}
+
+    def send(self, topic: str, schema: str, key: str, value: dict[str, Any], version: int) -> None:
+        """``value`` under ``schema`` (a name under schemas/) on ``topic``, keyed by ``key``;
+        the event id is derived from topic, key and ``version``."""
+        codec = self.codecs.get(topic)
+        if codec is None:
+            text = load_schema_text(schema_path(REPO_ROOT / "schemas", schema))
+            codec = self.codecs[topic] = AvroCodec(self.registry, topic, text)
+        department = topic.split(".")[2]
+        meta = EventMeta(
+            id=deterministic_id("it-raw", topic, key, str(version)),
+            source=f"urn:test:{department}",
+            type=f"crm.{department}.test.v1",
+            subject=key,
+            time=datetime(2026, 11, 30, tzinfo=UTC),
+            lineage={"hub_department": department, "hub_connector": f"{department}-it"},
+        )
+        self.producer.produce(
+            topic,
+            key=key.encode(),
+            value=codec.encode(value),
+            headers=meta.to_headers(),  # type: ignore[arg-type]
+        )
+
+    def flush(self) -> None:
+        assert self.producer.flush(15) == 0
+
+    def close(self) -> None:
+        self.flush()
+        self.registry.__exit__()

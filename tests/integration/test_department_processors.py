@@ -6,19 +6,22 @@ outside the CRM's list is quarantined, never coerced."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from hub import topics
 from hub.broker import free_port
-from hub.events import EventMeta, deterministic_id
 from hub.serde import AvroCodec, load_schema_text, schema_path
 from hub.settings import REPO_ROOT
-from tests.integration.conftest import headers_of, read_topic, stop_process, wait_for
+from tests.integration.conftest import (
+    RawPublisher,
+    headers_of,
+    read_topic,
+    stop_process,
+    wait_for,
+)
 from tests.integration.test_marketing_uniqueness import start_processor
 from tests.integration.test_processor_worker import Stack, stack
 
@@ -28,40 +31,6 @@ SCHEMAS = REPO_ROOT / "schemas"
 SSN = "536-22-1234"
 CARD = "4539 1488 0343 6467"
 _ = stack  # the processor tests' own broker and registry (a fixture, used by name)
-
-
-class Publisher:
-    """Publishes raw records as the department connectors do (Avro + CloudEvents)."""
-
-    def __init__(self, stack: Stack) -> None:
-        self.registry = SchemaRegistryClient({"url": stack.registry_url})
-        self.producer = Producer({"bootstrap.servers": stack.bootstrap, "acks": "all"})
-        self.codecs: dict[str, AvroCodec] = {}
-
-    def send(self, topic: str, schema: str, key: str, value: dict[str, Any], n: int) -> None:
-        codec = self.codecs.get(topic)
-        if codec is None:
-            text = load_schema_text(schema_path(SCHEMAS, schema))
-            codec = self.codecs[topic] = AvroCodec(self.registry, topic, text)
-        department = topic.split(".")[2]
-        meta = EventMeta(
-            id=deterministic_id("it-department", topic, key, str(n)),
-            source=f"urn:test:{department}",
-            type=f"crm.{department}.test.v1",
-            subject=key,
-            time=datetime(2026, 11, 30, tzinfo=UTC),
-            lineage={"hub_department": department, "hub_connector": f"{department}-it"},
-        )
-        self.producer.produce(
-            topic,
-            key=key.encode(),
-            value=codec.encode(value),
-            headers=meta.to_headers(),  # type: ignore[arg-type]
-        )
-
-    def close(self) -> None:
-        assert self.producer.flush(15) == 0
-        self.registry.__exit__()
 
 
 def ticket(ticket_id: int, case_status: str, **change: Any) -> dict[str, Any]:
@@ -109,7 +78,7 @@ def decoded(stack: Stack, topic: str, schema: str) -> list[tuple[dict[str, str],
 
 
 def test_service_and_hr_chains(stack: Stack) -> None:
-    pub = Publisher(stack)
+    pub = RawPublisher(stack.bootstrap, stack.registry_url)
     raw_tickets, raw_employees = topics.RAW_SERVICE_TICKETS, topics.RAW_HR_EMPLOYEES
     pub.send(raw_tickets, "service/TicketChanged", "1", ticket(1, "in progress"), 0)
     pub.send(raw_tickets, "service/TicketChanged", "2", ticket(2, "Escalated"), 0)

@@ -15,16 +15,15 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from hub import topics
 from hub.broker import free_port
-from hub.events import EventMeta, deterministic_id
 from hub.processors.marketing import H_EMAIL_HOLDER, UNIQUE_RULE
 from hub.serde import AvroCodec, load_schema_text, schema_path
 from hub.settings import REPO_ROOT
 from tests.integration.conftest import (
+    RawPublisher,
     headers_of,
     hub_env,
     read_topic,
@@ -42,17 +41,14 @@ CARD = "4539 1488 0343 6467"
 _ = stack  # the processor tests' own broker and registry (a fixture, used by name)
 
 
-class Contacts:
-    """Publishes raw marketing contacts as the HubSpot connector does (Avro + CloudEvents)."""
+class Contacts(RawPublisher):
+    """Publishes raw marketing contacts as the HubSpot connector does."""
 
     def __init__(self, stack: Stack) -> None:
-        self.registry = SchemaRegistryClient({"url": stack.registry_url})
-        text = load_schema_text(schema_path(SCHEMAS, "marketing/Contact"))
-        self.codec = AvroCodec(self.registry, topics.RAW_MARKETING_CONTACTS, text)
-        self.producer = Producer({"bootstrap.servers": stack.bootstrap, "acks": "all"})
+        super().__init__(stack.bootstrap, stack.registry_url)
         self.version = 0
 
-    def send(
+    def send_contact(
         self,
         contact_id: str,
         email: str,
@@ -62,7 +58,6 @@ class Contacts:
         archived: bool = False,
     ) -> None:
         self.version += 1
-        now = datetime(2026, 11, 1, tzinfo=UTC)
         value = {
             "contact_id": contact_id,
             "email": email,
@@ -70,29 +65,12 @@ class Contacts:
             "last_name": f"Contact{contact_id}",
             "company": company,
             "message": message,
-            "updated_at": now,
+            "updated_at": datetime(2026, 11, 1, tzinfo=UTC),
             "archived": archived,
         }
-        meta = EventMeta(
-            id=deterministic_id("it-contact", contact_id, str(self.version)),
-            source="urn:test:hubspot",
-            type="crm.marketing.contact.changed.v1",
-            subject=contact_id,
-            time=now,
-            lineage={"hub_department": "marketing", "hub_connector": "hubspot-it"},
+        self.send(
+            topics.RAW_MARKETING_CONTACTS, "marketing/Contact", contact_id, value, self.version
         )
-        self.producer.produce(
-            topics.RAW_MARKETING_CONTACTS,
-            key=contact_id.encode(),
-            value=self.codec.encode(value),
-            headers=meta.to_headers(),  # type: ignore[arg-type]
-        )
-
-    def flush(self) -> None:
-        assert self.producer.flush(15) == 0
-
-    def close(self) -> None:
-        self.registry.__exit__()
 
 
 def start_processor(stack: Stack, name: str, metrics_port: int) -> subprocess.Popen[bytes]:
@@ -149,7 +127,7 @@ def test_one_holder_per_address_across_two_workers_and_a_kill(stack: Stack) -> N
     try:
         # Phase 1: one contact per address (the address's case varies: one address).
         for i in range(ADDRESSES):
-            contacts.send(
+            contacts.send_contact(
                 f"C-{i:03d}", f"Person{i}@Example.COM" if i % 2 else f"person{i}@example.com"
             )
         contacts.flush()
@@ -158,10 +136,10 @@ def test_one_holder_per_address_across_two_workers_and_a_kill(stack: Stack) -> N
         # Phase 2: other contacts claim the same addresses; the holders update theirs; one
         # address is not an address at all.
         for i in range(ADDRESSES, 3 * ADDRESSES):
-            contacts.send(f"C-{i:03d}", f"PERSON{i % ADDRESSES}@example.com")
+            contacts.send_contact(f"C-{i:03d}", f"PERSON{i % ADDRESSES}@example.com")
         for i in range(ADDRESSES):
-            contacts.send(f"C-{i:03d}", f"person{i}@example.com", company="Acme Updated")
-        contacts.send("C-999", "not-an-address")
+            contacts.send_contact(f"C-{i:03d}", f"person{i}@example.com", company="Acme Updated")
+        contacts.send_contact("C-999", "not-an-address")
         contacts.flush()
 
         def done(clean_ids: int, quarantined_contacts: int) -> bool:
@@ -186,31 +164,31 @@ def test_one_holder_per_address_across_two_workers_and_a_kill(stack: Stack) -> N
         first.send_signal(signal.SIGKILL)
         first.wait(10)
         for i in range(3 * ADDRESSES, 4 * ADDRESSES):
-            contacts.send(f"C-{i:03d}", f"person{i % ADDRESSES}@EXAMPLE.com")
+            contacts.send_contact(f"C-{i:03d}", f"person{i % ADDRESSES}@EXAMPLE.com")
         contacts.flush()
         wait_for(lambda: done(2 * ADDRESSES, 3 * ADDRESSES + 1), timeout=120, interval=1)
 
         # Phase 4: a holder moves to another address and gives the old one up; a contact
         # refused it before takes it now.
-        contacts.send("C-000", "moved0@example.com")
+        contacts.send_contact("C-000", "moved0@example.com")
         contacts.flush()
         wait_for(lambda: claims_judged(ports[1], "release") >= 1, timeout=60, interval=0.5)
-        contacts.send("C-020", "person0@example.com")
+        contacts.send_contact("C-020", "person0@example.com")
         contacts.flush()
         wait_for(lambda: done(2 * ADDRESSES + 2, 3 * ADDRESSES + 1), timeout=60, interval=0.5)
 
         # Phase 5: the DLP stage runs on marketing contacts too: a card number in the
         # message leaves masked, with an incident that never holds the number.
-        contacts.send("C-501", "dlp501@example.com", message=f"Pay with card {CARD} please")
+        contacts.send_contact("C-501", "dlp501@example.com", message=f"Pay with card {CARD} please")
         contacts.flush()
         wait_for(lambda: done(2 * ADDRESSES + 3, 3 * ADDRESSES + 1), timeout=60, interval=0.5)
 
         # Phase 6: an archived (deleted) contact reaches the clean topic and gives its
         # address up to the next contact.
-        contacts.send("C-501", "dlp501@example.com", archived=True)
+        contacts.send_contact("C-501", "dlp501@example.com", archived=True)
         contacts.flush()
         wait_for(lambda: claims_judged(ports[1], "release") >= 2, timeout=60, interval=0.5)
-        contacts.send("C-502", "DLP501@example.com")
+        contacts.send_contact("C-502", "DLP501@example.com")
         contacts.flush()
         wait_for(lambda: done(2 * ADDRESSES + 5, 3 * ADDRESSES + 1), timeout=60, interval=0.5)
 
