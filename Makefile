@@ -11,11 +11,15 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
+# setup.py compiles the DLP hot path (hub/dlp/native.py lists it): an edit there rebuilds.
+NATIVE_SOURCES := setup.py hub/dlp/native.py hub/dlp/base.py hub/dlp/engine.py \
+	hub/dlp/hyperscan_matcher.py hub/dlp/phone_validity.py $(wildcard hub/dlp/recognizers/*.py)
+
+$(STAMP): pyproject.toml $(NATIVE_SOURCES) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-$(DEV_STAMP): pyproject.toml | $(BIN)/python
+$(DEV_STAMP): pyproject.toml $(NATIVE_SOURCES) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@ $(STAMP)
 

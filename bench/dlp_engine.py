@@ -28,12 +28,13 @@ unmatched labels false negatives.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections import Counter
 from typing import Any
 
 from bench.dlp_corpus import Corpus, Label, generate_mb
-from hub.dlp import registry
+from hub.dlp import native, registry
 from hub.dlp.base import Finding
 from hub.dlp.engine import Engine
 
@@ -176,6 +177,7 @@ def run(
             "records_without_pii": sum(1 for r in corpus.records if not r.labels),
         },
         "target_mb_s": TARGET_MB_S,
+        "engine_code": native.status(),
         "min_score": MIN_SCORE,
         "batch": batch,
         "backends": {},
@@ -201,6 +203,7 @@ def _print(result: dict[str, Any]) -> None:
         f"corpus: {c['mb']} MB, {c['records']} records ({c['records_without_pii']} without"
         f" PII), {c['texts']} texts, {c['labels']} labels, seed {c['seed']}"
     )
+    print(f"engine code: {result['engine_code']}")
     for backend, fig in result["backends"].items():
         batched = fig["batched"]
         print(f"\n{backend}:")
@@ -226,10 +229,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs per backend; best kept")
     parser.add_argument("--backend", action="append", choices=BACKENDS, help="repeatable")
     parser.add_argument("--batch", type=int, default=500, help="records per batched call")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
-    _print(
-        run(args.mb, seed=args.seed, backends=args.backend, repeat=args.repeat, batch=args.batch)
+    result = run(
+        args.mb, seed=args.seed, backends=args.backend, repeat=args.repeat, batch=args.batch
     )
+    if args.json:
+        print(json.dumps(result))
+    else:
+        _print(result)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ import json
 import os
 import platform
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -56,7 +57,7 @@ from typing import Any
 
 from bench.dlp_corpus import Corpus, generate_mb
 from bench.dlp_engine import MIN_SCORE, measure, scan_corpus, score
-from hub.dlp import registry
+from hub.dlp import native, registry
 from hub.dlp.base import Finding
 from hub.dlp.engine import Engine
 
@@ -224,7 +225,7 @@ def run(mb: float, seed: int = 7, repeat: int = 3) -> dict[str, Any]:
             "records_without_pii": sum(1 for r in corpus.records if not r.labels),
         },
         "repeat": repeat,
-        "ours": {"min_score": MIN_SCORE, "backends": {}},
+        "ours": {"min_score": MIN_SCORE, "backends": {}, "engine_code": native.status()},
         "presidio": {},
         "ratio_target": RATIO_TARGET,
         "machine": {
@@ -249,6 +250,9 @@ def run(mb: float, seed: int = 7, repeat: int = 3) -> dict[str, Any]:
             "batched": batched,
             "accuracy": score(corpus, found),
         }
+
+    if native.status().startswith("compiled"):
+        result["ours"]["interpreted"] = _interpreted(mb, seed, repeat)
 
     with no_network() as attempts:
         t0 = time.perf_counter()
@@ -283,6 +287,30 @@ def run(mb: float, seed: int = 7, repeat: int = 3) -> dict[str, Any]:
     return result
 
 
+def _interpreted(mb: float, seed: int, repeat: int) -> dict[str, Any]:
+    """The default backend's figures with the engine's Python sources instead of its
+    compiled modules (``HUB_DLP_PURE=1``, `hub.dlp.native`), measured in a child process
+    during this run."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.dlp_engine",
+            *("--mb", f"{mb:g}", "--seed", str(seed), "--repeat", str(repeat)),
+            *("--backend", "hyperscan", "--batch", str(BATCH), "--json"),
+        ],
+        env={**os.environ, native.PURE_ENV: "1"},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
+    figures: dict[str, Any] = json.loads(out.stdout)
+    if not figures["engine_code"].startswith("interpreted"):
+        raise RuntimeError(f"the child ran {figures['engine_code']}")
+    return dict(figures["backends"]["hyperscan"])
+
+
 def _compare(result: dict[str, Any]) -> None:
     backends = result["ours"]["backends"]
     first = next(iter(backends.values()))
@@ -314,6 +342,12 @@ def _compare(result: dict[str, Any]) -> None:
         b["accuracy"] == ours_acc for b in backends.values()
     )
     result["ratios"] = {backend: round(b["mb_s"] / p["mb_s"], 1) for backend, b in backends.items()}
+    slow = result["ours"].get("interpreted")
+    if slow is not None:
+        result["ratios_interpreted"] = {
+            "per_record_cpu": round(slow["cpu_mb_s"] / p["cpu_mb_s"], 1),
+            "batched_cpu": round(slow["batched"]["cpu_mb_s"] / p["cpu_mb_s"], 1),
+        }
     result["ratios_batched"] = {
         backend: round(b["batched"]["mb_s"] / p["mb_s"], 1) for backend, b in backends.items()
     }
@@ -375,6 +409,10 @@ def render_md(result: dict[str, Any]) -> str:
         f" {result['machine']['load_average_1min']['after']} on"
         f" {result['machine']['load_average_1min']['cpus']} CPUs.",
         "",
+        f"Hub engine code: {result['ours']['engine_code']} (`hub.dlp.native`); the"
+        " interpreted rows run the same engine from its Python sources in a child process"
+        " of this run.",
+        "",
         "| engine | seconds | MB/s | ratio to Presidio | CPU MB/s | CPU ratio |",
         "|---|---|---|---|---|---|",
     ]
@@ -388,6 +426,18 @@ def render_md(result: dict[str, Any]) -> str:
             f"| hub engine ({backend}), batches of {BATCH} records | {batched['seconds']} |"
             f" {batched['mb_s']} | {result['ratios_batched'][backend]}× | {batched['cpu_mb_s']}"
             f" | {result['ratios_cpu_batched'][backend]}× |"
+        )
+    slow = result["ours"].get("interpreted")
+    if slow is not None:
+        r = result["ratios_interpreted"]
+        lines.append(
+            "| hub engine (hyperscan), one call per record, interpreted (HUB_DLP_PURE=1) |"
+            f" {slow['seconds']} | {slow['mb_s']} | | {slow['cpu_mb_s']} | {r['per_record_cpu']}× |"
+        )
+        lines.append(
+            f"| hub engine (hyperscan), batches of {BATCH} records, interpreted (HUB_DLP_PURE=1)"
+            f" | {slow['batched']['seconds']} | {slow['batched']['mb_s']} | |"
+            f" {slow['batched']['cpu_mb_s']} | {r['batched_cpu']}× |"
         )
     lines.append(
         f"| Presidio pattern engine | {p['seconds']} | {p['mb_s']} | 1× | {p['cpu_mb_s']} | 1× |"

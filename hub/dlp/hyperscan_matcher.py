@@ -92,6 +92,10 @@ def context_literal(word: str) -> str:
 
 
 class HyperscanMatcher:
+    # Declared here: attributes of compiled classes (hub.dlp.native) are fixed slots.
+    _hs: Any  # the hyperscan module
+    gated: Any  # the database of the context-gated patterns, or None
+
     def __init__(self, specs: Sequence[PatternSpec], contexts: Sequence[tuple[str, ...]]) -> None:
         import hyperscan
 
@@ -125,7 +129,7 @@ class HyperscanMatcher:
         self.literals = {lid: (tuple(sorted(r)), lengths[lid]) for lid, r in recognizers.items()}
         self.gated_recognizers = frozenset(s.recognizer for s in specs if s.gated)
         self.main, som, unscanned = self._database(main, literal_ids)
-        self.gated: Any = None
+        self.gated = None
         if gated:
             self.gated, som_gated, unscanned_gated = self._database(gated, {})
             som, unscanned = som | som_gated, unscanned | unscanned_gated

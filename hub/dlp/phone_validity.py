@@ -74,6 +74,9 @@ def _library(candidate: str, region: str | None) -> bool:
 
 
 _DROP_PUNCTUATION = str.maketrans("", "", "+() .-")
+# Typed as Any: phonenumbers' stub says (str, str, bool), but the carrier code is None when
+# there is none, and compiled code (hub.dlp.native) checks declared types.
+_strip_national_prefix: Any = pu._maybe_strip_national_prefix_carrier_code
 
 
 # -- parse ---------------------------------------------------------------------------------
@@ -107,7 +110,7 @@ def _parse(digits: str, plus: bool, region: str | None) -> tuple[int, str]:
     if len(national) < _MIN_NSN:
         raise _Invalid
     if metadata is not None and _has_national_prefix(national, metadata):
-        _, potential, _ = pu._maybe_strip_national_prefix_carrier_code(national, metadata)
+        _, potential, _ = _strip_national_prefix(national, metadata)
         if pu._test_number_length(potential, metadata) not in _NOT_STRIPPED:
             national = potential
     if len(national) > _MAX_NSN:
@@ -147,9 +150,7 @@ def _extract_country_code(digits: str, plus: bool, metadata: Any) -> tuple[int, 
         own = str(metadata.country_code)
         if full.startswith(own):
             general = metadata.general_desc
-            _, potential, _ = pu._maybe_strip_national_prefix_carrier_code(
-                full[len(own) :], metadata
-            )
+            _, potential, _ = _strip_national_prefix(full[len(own) :], metadata)
             if (
                 not pu._match_national_number(full, general, False)
                 and pu._match_national_number(potential, general, False)

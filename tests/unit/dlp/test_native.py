@@ -1,0 +1,165 @@
+"""The compiled DLP hot path (`hub.dlp.native`, built by setup.py with mypyc): the install
+compiles it, the compiled engine finds exactly what its Python sources find, and a source
+that changed after the build is never shadowed by its old compiled code."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import hub.dlp.engine
+from hub.dlp import native
+
+ROOT = Path(__file__).resolve().parents[3]
+
+# Scans the corpus in a fresh interpreter and prints the findings and which code ran.
+_SCAN = """
+import json
+from bench.dlp_corpus import generate
+from hub.dlp import native, registry
+from hub.dlp.engine import Engine
+
+engine = Engine(registry.load(), backend="hyperscan")
+corpus = generate(400, seed=23)
+found = [
+    [[f.field, *f.finding] for f in fs]
+    for fs in engine.scan_records([r.fields for r in corpus.records], min_score=0.0)
+]
+print(json.dumps({"status": native.status(), "findings": found}))
+"""
+
+
+def _scan(**env: str) -> dict[str, object]:
+    out = subprocess.run(
+        [sys.executable, "-c", _SCAN],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    result: dict[str, object] = json.loads(out.stdout)
+    return result
+
+
+def test_the_install_compiled_the_engine() -> None:
+    """`make` builds the compiled engine; this process runs it (a failed build installs the
+    sources, which would only show as a slower engine)."""
+    assert os.environ.get(native.PURE_ENV) != "1", "run the suite without HUB_DLP_PURE=1"
+    assert native.stale() == [], "compiled DLP modules are older than their sources: run make"
+    assert native.status() == "compiled (mypyc)"
+    assert native.compiled(hub.dlp.engine)
+    missing = [m for m in native.COMPILED if native.extension_of(m) is None]
+    assert missing == []
+
+
+def test_compiled_is_every_recognizer() -> None:
+    """The list setup.py compiles names every recognizer module there is."""
+    on_disk = {
+        p.stem for p in (ROOT / "hub" / "dlp" / "recognizers").glob("*.py") if p.stem != "__init__"
+    }
+    assert set(native.RECOGNIZERS) == on_disk
+
+
+def test_compiled_and_sources_find_the_same() -> None:
+    compiled = _scan()
+    sources = _scan(**{native.PURE_ENV: "1"})
+    assert compiled["status"] == "compiled (mypyc)"
+    assert sources["status"] == f"interpreted ({native.PURE_ENV}=1)"
+    assert compiled["findings"] == sources["findings"]
+    assert sum(map(len, compiled["findings"])) > 400  # type: ignore[arg-type]
+
+
+def _fake_build(root: Path, module: str, *, source_age: float, ext_age: float) -> None:
+    source = native.source_of(module, root)
+    source.parent.mkdir(parents=True, exist_ok=True)
+    source.write_text("X = 1\n")
+    ext = source.with_suffix(native.importlib.machinery.EXTENSION_SUFFIXES[0])
+    ext.write_bytes(b"")
+    now = time.time()
+    os.utime(source, (now - source_age, now - source_age))
+    os.utime(ext, (now - ext_age, now - ext_age))
+
+
+def test_stale_lists_modules_edited_after_the_build(tmp_path: Path) -> None:
+    _fake_build(tmp_path, "hub.dlp.engine", source_age=10, ext_age=100)  # edited since
+    _fake_build(tmp_path, "hub.dlp.base", source_age=100, ext_age=10)  # built since
+    native.source_of("hub.dlp.phone_validity", tmp_path).write_text("X = 1\n")  # not built
+    modules = ["hub.dlp.engine", "hub.dlp.base", "hub.dlp.phone_validity"]
+    assert native.stale(modules, tmp_path) == ["hub.dlp.engine"]
+    assert native.extension_of("hub.dlp.phone_validity", tmp_path) is None
+
+
+def test_sources_first_finder_loads_the_py_file(tmp_path: Path) -> None:
+    _fake_build(tmp_path, "pkgx.mod", source_age=10, ext_age=100)
+    finder = native._SourcesFirst(["pkgx.mod"], tmp_path)
+    spec = finder.find_spec("pkgx.mod", None)
+    assert spec is not None
+    assert spec.origin == str(tmp_path / "pkgx" / "mod.py")
+    assert finder.find_spec("pkgx.other", None) is None
+
+
+@pytest.mark.parametrize("edit", ["hub/dlp/engine.py", "hub/dlp/recognizers/phone.py"])
+def test_an_edited_source_runs_instead_of_its_old_build(tmp_path: Path, edit: str) -> None:
+    """A copy of the built package in which one source is newer than its extension: every
+    compiled module runs from source (never a mix of old and new code), and the log says
+    to rebuild."""
+    if native.status() != "compiled (mypyc)":
+        pytest.fail(f"needs the compiled build; this process runs: {native.status()}")
+    copy = tmp_path / "tree"
+    shutil.copytree(ROOT / "hub", copy / "hub", ignore=shutil.ignore_patterns("__pycache__"))
+    for lib in ROOT.glob("hub_dlp_native__mypyc*"):
+        shutil.copy2(lib, copy / lib.name)
+    os.utime(copy / edit)  # edited after the build
+    script = (
+        "import logging, json; logging.basicConfig(level=logging.WARNING)\n"
+        "import hub.dlp.native as n, hub.dlp.engine as e, hub.dlp.recognizers.phone as p\n"
+        "print(json.dumps([n.status(), e.__file__, p.__file__]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=copy,
+        env={**os.environ, "PYTHONPATH": str(copy)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    status, engine_file, phone_file = json.loads(out.stdout)
+    assert engine_file == str(copy / "hub" / "dlp" / "engine.py")
+    assert phone_file == str(copy / "hub" / "dlp" / "recognizers" / "phone.py")
+    assert status.startswith("interpreted (sources changed since the build")
+    assert "older than their sources" in out.stderr
+
+
+def test_a_copy_built_together_runs_compiled(tmp_path: Path) -> None:
+    """The same copy, untouched, runs its compiled modules (so the test above is about the
+    edit, not about the copy)."""
+    copy = tmp_path / "tree"
+    shutil.copytree(ROOT / "hub", copy / "hub", ignore=shutil.ignore_patterns("__pycache__"))
+    for lib in ROOT.glob("hub_dlp_native__mypyc*"):
+        shutil.copy2(lib, copy / lib.name)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import hub.dlp.native as n, hub.dlp.engine as e; print(n.status(), e.__file__)",
+        ],
+        cwd=copy,
+        env={**os.environ, "PYTHONPATH": str(copy)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert out.stdout.split()[:2] == ["compiled", "(mypyc)"]
+    assert out.stdout.split()[-1].startswith(str(copy / "hub" / "dlp" / "engine."))
+    assert out.stdout.split()[-1].endswith(".so")
