@@ -147,6 +147,6 @@ def status() -> str:
     return _state
 
 
-def compiled(module: ModuleType) -> bool:
-    """Whether `module` was loaded from a compiled extension."""
-    return Path(getattr(module, "__file__", "") or "").suffix in {".so", ".pyd"}
+def compiled_file(path: str | None) -> bool:
+    """Whether a module's ``__file__`` is a compiled extension."""
+    return bool(path) and any(str(path).endswith(s) for s in importlib.machinery.EXTENSION_SUFFIXES)

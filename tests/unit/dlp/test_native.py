@@ -56,7 +56,7 @@ def test_the_install_compiled_the_engine() -> None:
     assert os.environ.get(native.PURE_ENV) != "1", "run the suite without HUB_DLP_PURE=1"
     assert native.stale() == [], "compiled DLP modules are older than their sources: run make"
     assert native.status() == "compiled (mypyc)"
-    assert native.compiled(hub.dlp.engine)
+    assert native.compiled_file(hub.dlp.engine.__file__)
     missing = [m for m in native.COMPILED if native.extension_of(m) is None]
     assert missing == []
 
@@ -107,25 +107,30 @@ def test_sources_first_finder_loads_the_py_file(tmp_path: Path) -> None:
     assert finder.find_spec("pkgx.other", None) is None
 
 
-@pytest.mark.parametrize("edit", ["hub/dlp/engine.py", "hub/dlp/recognizers/phone.py"])
-def test_an_edited_source_runs_instead_of_its_old_build(tmp_path: Path, edit: str) -> None:
-    """A copy of the built package in which one source is newer than its extension: every
-    compiled module runs from source (never a mix of old and new code), and the log says
-    to rebuild."""
+# Imports a compiled module of each kind and prints which code runs and from where.
+_WHICH = (
+    "import logging, json; logging.basicConfig(level=logging.WARNING)\n"
+    "import hub.dlp.native as n, hub.dlp.engine as e, hub.dlp.recognizers.phone as p\n"
+    "print(json.dumps([n.status(), e.__file__, p.__file__]))\n"
+)
+
+
+def _built_copy(tmp_path: Path) -> Path:
+    """A copy of the built package (sources, extensions and the shared library, with their
+    modification times)."""
     if native.status() != "compiled (mypyc)":
         pytest.fail(f"needs the compiled build; this process runs: {native.status()}")
     copy = tmp_path / "tree"
     shutil.copytree(ROOT / "hub", copy / "hub", ignore=shutil.ignore_patterns("__pycache__"))
     for lib in ROOT.glob("hub_dlp_native__mypyc*"):
         shutil.copy2(lib, copy / lib.name)
-    os.utime(copy / edit)  # edited after the build
-    script = (
-        "import logging, json; logging.basicConfig(level=logging.WARNING)\n"
-        "import hub.dlp.native as n, hub.dlp.engine as e, hub.dlp.recognizers.phone as p\n"
-        "print(json.dumps([n.status(), e.__file__, p.__file__]))\n"
-    )
+    return copy
+
+
+def _which(copy: Path) -> tuple[str, str, str, str]:
+    """(status, engine file, phone recognizer file, log) of a process importing `copy`."""
     out = subprocess.run(
-        [sys.executable, "-c", script],
+        [sys.executable, "-c", _WHICH],
         cwd=copy,
         env={**os.environ, "PYTHONPATH": str(copy)},
         capture_output=True,
@@ -134,32 +139,28 @@ def test_an_edited_source_runs_instead_of_its_old_build(tmp_path: Path, edit: st
         timeout=120,
     )
     status, engine_file, phone_file = json.loads(out.stdout)
+    return status, engine_file, phone_file, out.stderr
+
+
+def test_a_built_copy_runs_compiled(tmp_path: Path) -> None:
+    """The copy, untouched, runs its compiled modules (so the test below is about the
+    edit, not about the copy)."""
+    copy = _built_copy(tmp_path)
+    status, engine_file, phone_file, _ = _which(copy)
+    assert status == "compiled (mypyc)"
+    assert Path(engine_file).parent == copy / "hub" / "dlp"
+    assert native.compiled_file(engine_file)
+    assert native.compiled_file(phone_file)
+
+
+@pytest.mark.parametrize("edit", ["hub/dlp/engine.py", "hub/dlp/recognizers/phone.py"])
+def test_an_edited_source_runs_instead_of_its_old_build(tmp_path: Path, edit: str) -> None:
+    """One source newer than its extension: every compiled module runs from source (never
+    a mix of old and new code), and the log says to rebuild."""
+    copy = _built_copy(tmp_path)
+    os.utime(copy / edit)  # edited after the build
+    status, engine_file, phone_file, log = _which(copy)
     assert engine_file == str(copy / "hub" / "dlp" / "engine.py")
     assert phone_file == str(copy / "hub" / "dlp" / "recognizers" / "phone.py")
     assert status.startswith("interpreted (sources changed since the build")
-    assert "older than their sources" in out.stderr
-
-
-def test_a_copy_built_together_runs_compiled(tmp_path: Path) -> None:
-    """The same copy, untouched, runs its compiled modules (so the test above is about the
-    edit, not about the copy)."""
-    copy = tmp_path / "tree"
-    shutil.copytree(ROOT / "hub", copy / "hub", ignore=shutil.ignore_patterns("__pycache__"))
-    for lib in ROOT.glob("hub_dlp_native__mypyc*"):
-        shutil.copy2(lib, copy / lib.name)
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import hub.dlp.native as n, hub.dlp.engine as e; print(n.status(), e.__file__)",
-        ],
-        cwd=copy,
-        env={**os.environ, "PYTHONPATH": str(copy)},
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
-    assert out.stdout.split()[:2] == ["compiled", "(mypyc)"]
-    assert out.stdout.split()[-1].startswith(str(copy / "hub" / "dlp" / "engine."))
-    assert out.stdout.split()[-1].endswith(".so")
+    assert "older than their sources" in log
