@@ -17,6 +17,9 @@ from pathlib import Path
 from setuptools import setup
 
 ROOT = Path(__file__).resolve().parent
+# The commands that build extensions. pip also runs this file for the metadata (egg_info,
+# dist_info): compiling there too would type-check and generate the C code three times.
+_BUILDS = {"build", "build_ext", "bdist_wheel", "editable_wheel", "develop", "install"}
 
 
 def _compiled() -> list[str]:
@@ -27,6 +30,8 @@ def _compiled() -> list[str]:
 
 
 def _extensions() -> list[object]:
+    if not _BUILDS.intersection(sys.argv[1:]):
+        return []
     if os.environ.get("HUB_DLP_PURE") == "1":
         print("HUB_DLP_PURE=1: the DLP engine stays interpreted", file=sys.stderr)
         return []

@@ -69,10 +69,11 @@ def run_worker(
     env: Env, settings: Settings, url: str, *, leads: str, quarantine: str, expected: int
 ) -> tuple[float | None, int, float, str]:
     """(rate, measured events, seconds, note) of the ProjectionWorker into ``url``."""
+    from hub.gc_policy import streaming_gc
     from hub.serde import registry_client
     from projections.db import make_engine, migrate
     from projections.store import ProjectionStore, ProjectionTopics
-    from projections.worker import ProjectionWorker, streaming_gc
+    from projections.worker import ProjectionWorker
 
     migrate(url)
     wsettings = settings.model_copy(update={"database_url": url})

@@ -14,7 +14,6 @@ Run it as ``python -m projections.worker`` (settings from ``HUB_*``/``crmhub.yam
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import queue
@@ -22,8 +21,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -43,6 +41,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyErro
 
 from hub.broker import ensure_topics
 from hub.errors import ConfigError, HubError
+from hub.gc_policy import streaming_gc
 from hub.serde import AvroCodec, load_schema_text, registry_client, schema_path
 from hub.settings import Settings, load_settings
 from hub.topics import DEFAULT_PARTITIONS, TOPIC_SPECS
@@ -68,7 +67,6 @@ BATCHES = Counter("hub_projection_batches", "Batches committed by the projection
 ERRORS = Counter("hub_projection_errors", "Projection errors, by class", ["error"])
 
 MAX_BACKOFF = 30.0
-GC_YOUNG_THRESHOLD = 50_000  # CPython's default is 700
 DECODE_SLICE = 20  # messages decoded between two GIL releases (~0.5 ms)
 
 
@@ -410,26 +408,6 @@ class ProjectionWorker:
             consumer.commit(offsets=offsets, asynchronous=True)
         except KafkaException as exc:
             log.debug("offset commit to Kafka failed (positions are in the DB): %s", exc)
-
-
-@contextmanager
-def streaming_gc() -> Iterator[None]:
-    """Garbage-collector settings for the worker's own process, restored on exit.
-
-    A decoded batch lives for about three batches (decoded, queued, written), so with
-    CPython's default young-generation threshold (700 allocations) its objects are
-    promoted and end up in the oldest generation, whose collections walk the whole heap:
-    measured at ~12 µs of the reader thread's ~40 µs per event (#3). With a young
-    threshold of 50,000 the steady stream of batches rarely triggers a collection; reference
-    counting still frees everything that is not a cycle at once, and cyclic garbage is
-    bounded by the threshold. Process-wide, so it belongs to whoever owns the process (the
-    worker's entry point; the benchmark, which runs the worker in a thread)."""
-    thresholds = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_THRESHOLD)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*thresholds)
 
 
 def run_projection_worker(settings: Settings) -> int:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import faulthandler
-import gc
 import logging
 import multiprocessing
 import os
@@ -34,6 +33,7 @@ from typing import Any, Protocol
 
 from hub.errors import ConfigError, RetriableError
 from hub.events import Headers
+from hub.gc_policy import use_streaming_gc
 from hub.processors.validation import InMessage, OutMessage
 
 log = logging.getLogger(__name__)
@@ -171,25 +171,9 @@ def _init_child(recipe: StageRecipe) -> None:
         _child_error = exc
         return
     _child_stage = stage
-    _streaming_gc()
-
-
-# A batch's objects live for one batch; CPython's default young threshold (700 allocations)
-# collects several times per batch and promotes what is in flight to the older generations,
-# whose collections then walk everything start-up built (the stage, its policies, compiled
-# patterns, the DLP engine's matcher). Sampled with perf on the DLP engine's batch loop,
-# ~7 % of the time was the collector's; with these settings the loop runs 3 % fewer
-# instructions (callgrind).
-_YOUNG_THRESHOLD = 50_000
-
-
-def _streaming_gc() -> None:
-    """This process only runs batches from here on: what start-up built is frozen out of
-    every collection, and the young generation is collected once per ~50,000 allocations.
-    Reference counting still frees each batch at once; only cycles wait for a collection."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(_YOUNG_THRESHOLD)
+    # From here on this process only runs batches (hub.gc_policy); it lives as long as
+    # the stage, so the settings are never restored.
+    use_streaming_gc(freeze=True)
 
 
 def _check_child() -> None:

@@ -201,3 +201,23 @@ def test_the_inline_stage_runs_the_stage_object_on_the_caller() -> None:
     assert [o[2] for o in out] == [b"0-eulav", b"1-eulav"]  # type: ignore[index]
     assert inline.output_topics == ("out",)
     inline.close()
+
+
+def _gc_state() -> tuple[int, int]:
+    import gc
+
+    return gc.get_threshold()[0], gc.get_freeze_count()
+
+
+def test_the_child_runs_batches_with_the_streaming_gc_settings(
+    stage_process: StageProcess,
+) -> None:
+    """Built and warmed up, the child freezes what start-up made and collects its young
+    generation once per hub.gc_policy.YOUNG_THRESHOLD allocations."""
+    from hub.gc_policy import YOUNG_THRESHOLD
+
+    pool = stage_process._pool
+    assert pool is not None
+    threshold, frozen = pool.submit(_gc_state).result(timeout=30)
+    assert threshold == YOUNG_THRESHOLD
+    assert frozen > 1000  # the stage, its modules and everything start-up imported
