@@ -11,9 +11,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# setup.py compiles the DLP hot path (hub/dlp/native.py lists it): an edit there rebuilds.
-NATIVE_SOURCES := setup.py hub/dlp/native.py hub/dlp/base.py hub/dlp/engine.py \
-	hub/dlp/hyperscan_matcher.py hub/dlp/phone_validity.py $(wildcard hub/dlp/recognizers/*.py)
+# setup.py compiles the DLP hot path (hub/dlp/native.py lists the modules): an edit to any
+# DLP source reinstalls, so a compiled module is never older than its source.
+NATIVE_SOURCES := setup.py $(wildcard hub/dlp/*.py hub/dlp/recognizers/*.py)
 
 $(STAMP): pyproject.toml $(NATIVE_SOURCES) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
