@@ -41,7 +41,19 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-class Lead(Base):
+class SourceLineage:
+    """Where a row's latest event came from — its id and topic position, which keep the
+    projection idempotent and join the audit trail — and the event's time
+    (`projections.store.LINEAGE` names these columns)."""
+
+    last_event_id: Mapped[str] = mapped_column(Text)
+    source_topic: Mapped[str] = mapped_column(Text)
+    source_partition: Mapped[int] = mapped_column(Integer)
+    source_offset: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, doc="Event time (ce_time)")
+
+
+class Lead(SourceLineage, Base):
     """The CRM's current view of a sales lead: the latest clean event per lead_id."""
 
     __tablename__ = "leads"
@@ -63,15 +75,9 @@ class Lead(Base):
     person: Mapped[str | None] = mapped_column(
         Text, doc="Case-folded e-mail address: the key attribution joins departments on"
     )
-    # Lineage of the event the row was last written from.
-    last_event_id: Mapped[str] = mapped_column(Text)
-    source_topic: Mapped[str] = mapped_column(Text)
-    source_partition: Mapped[int] = mapped_column(Integer)
-    source_offset: Mapped[int] = mapped_column(BigInteger)
-    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, doc="Event time (ce_time)")
 
 
-class MarketingContact(Base):
+class MarketingContact(SourceLineage, Base):
     """The CRM's current view of a marketing contact: the latest clean event per contact
     (one that passed the marketing rules and holds its e-mail address alone)."""
 
@@ -93,15 +99,9 @@ class MarketingContact(Base):
     email_optout: Mapped[bool | None] = mapped_column(Boolean)
     archived: Mapped[bool] = mapped_column(Boolean)
     source_updated_at: Mapped[datetime] = mapped_column(UtcDateTime, doc="updated_at in HubSpot")
-    # Lineage of the event the row was last written from.
-    last_event_id: Mapped[str] = mapped_column(Text)
-    source_topic: Mapped[str] = mapped_column(Text)
-    source_partition: Mapped[int] = mapped_column(Integer)
-    source_offset: Mapped[int] = mapped_column(BigInteger)
-    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, doc="Event time (ce_time)")
 
 
-class ServiceCase(Base):
+class ServiceCase(SourceLineage, Base):
     """The CRM's current view of a service case: the latest clean event per ticket (its
     status mapped to the case-status enum, free text protected by DLP)."""
 
@@ -122,14 +122,9 @@ class ServiceCase(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, doc="Created in the source")
     source_updated_at: Mapped[datetime] = mapped_column(UtcDateTime, doc="Updated in the source")
     generated_timestamp: Mapped[int] = mapped_column(BigInteger)
-    last_event_id: Mapped[str] = mapped_column(Text)
-    source_topic: Mapped[str] = mapped_column(Text)
-    source_partition: Mapped[int] = mapped_column(Integer)
-    source_offset: Mapped[int] = mapped_column(BigInteger)
-    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, doc="Event time (ce_time)")
 
 
-class HrEmployee(Base):
+class HrEmployee(SourceLineage, Base):
     """The CRM's current view of an employee (owner of CRM records), as minimised by the HR
     connector. An erased employee has no row here (see ``HrErasure``)."""
 
@@ -151,11 +146,6 @@ class HrEmployee(Base):
     termination_date: Mapped[date | None] = mapped_column(Date)
     supervisor_id: Mapped[str | None] = mapped_column(Text)
     source_system: Mapped[str] = mapped_column(Text)
-    last_event_id: Mapped[str] = mapped_column(Text)
-    source_topic: Mapped[str] = mapped_column(Text)
-    source_partition: Mapped[int] = mapped_column(Integer)
-    source_offset: Mapped[int] = mapped_column(BigInteger)
-    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, doc="Event time (ce_time)")
 
 
 class HrErasure(Base):
@@ -172,7 +162,7 @@ class HrErasure(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, doc="Event time (ce_time)")
 
 
-class AttributionTouch(Base):
+class AttributionTouch(SourceLineage, Base):
     """One campaign e-mail touch of a person: a marketing e-mail opened or clicked. The
     person is the case-folded e-mail address (the one key the departments share). The view
     ``attribution_all_touches`` adds the sales leads' touches (a lead with an address and
@@ -188,11 +178,6 @@ class AttributionTouch(Base):
     channel: Mapped[str] = mapped_column(Text, doc="marketing-email or sales-lead")
     touch_type: Mapped[str] = mapped_column(Text, doc="OPEN, CLICK or LEAD")
     touched_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    last_event_id: Mapped[str] = mapped_column(Text)
-    source_topic: Mapped[str] = mapped_column(Text)
-    source_partition: Mapped[int] = mapped_column(Integer)
-    source_offset: Mapped[int] = mapped_column(BigInteger)
-    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, doc="Event time (ce_time)")
 
 
 class QuarantineRow(Base):
