@@ -98,13 +98,19 @@ class Recognizer(ABC):
         if not cls.context:
             return None
         first = max(0, start - CONTEXT_WINDOW)
-        before = text[first:start].lower()
-        after = text[end : end + CONTEXT_WINDOW // 2].lower()
-        words, phrases, order = _context_index(cls.context)
-        found = [*words.intersection(_tokens(text, first, before))]
-        found += words.intersection(_tokens(text, end, after))
+        stop = end + CONTEXT_WINDOW // 2
+        words, phrases, order, ascii_words = _context_index(cls.context)
+        if text.isascii():
+            # The same tokens, from bytes: lower-casing and splitting at every character
+            # that is not [a-z0-9] is one table lookup per byte (a tenth of the regex's time).
+            found_ascii = _ascii_words(text, first, start, ascii_words)
+            found_ascii += _ascii_words(text, end, stop, ascii_words)
+            found = [w.decode() for w in found_ascii]
+        else:
+            found = [*words.intersection(_tokens(text, first, text[first:start].lower()))]
+            found += words.intersection(_tokens(text, end, text[end:stop].lower()))
         if phrases:
-            window = before + " " + after
+            window = text[first:start].lower() + " " + text[end:stop].lower()
             found += [phrase for phrase in phrases if phrase in window]
         return min(found, key=order.__getitem__) if found else None
 
@@ -125,16 +131,35 @@ def _tokens(text: str, at: int, lowered: str) -> list[str]:
     return tokens
 
 
+# ASCII byte -> itself lower-cased if it is [A-Za-z0-9], else a space: `bytes.split` then
+# gives the [a-z0-9]+ tokens of the lower-cased text.
+_TOKEN_BYTES = bytes(
+    c + 32 if 65 <= c <= 90 else c if 48 <= c <= 57 or 97 <= c <= 122 else 32 for c in range(256)
+)
+_ASCII_ALNUM = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+
+
+def _ascii_words(text: str, at: int, stop: int, words: frozenset[bytes]) -> list[bytes]:
+    """`_tokens` of ASCII ``text[at:stop]`` that are in `words`."""
+    piece = text[at:stop].encode("ascii")
+    tokens = piece.translate(_TOKEN_BYTES).split()
+    if tokens and at and piece[0] in _ASCII_ALNUM and ord(text[at - 1]) in _ASCII_ALNUM:
+        del tokens[0]
+    return [t for t in tokens if t in words]
+
+
 @cache
 def _context_index(
     context: tuple[str, ...],
-) -> tuple[frozenset[str], tuple[str, ...], dict[str, int]]:
-    """(single words, phrases, position of each in `context`)."""
+) -> tuple[frozenset[str], tuple[str, ...], dict[str, int], frozenset[bytes]]:
+    """(single words, phrases, position of each in `context`, the single words that are
+    ASCII as bytes)."""
     order: dict[str, int] = {}
     for i, word in enumerate(context):
         order.setdefault(word, i)
     words = frozenset(w for w in context if " " not in w)
-    return words, tuple(w for w in order if " " in w), order
+    ascii_words = frozenset(w.encode() for w in words if w.isascii())
+    return words, tuple(w for w in order if " " in w), order, ascii_words
 
 
 def normalise_field(field: str) -> str:

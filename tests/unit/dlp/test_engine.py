@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import random
+import re
 from collections import defaultdict
 from typing import ClassVar
 
@@ -325,6 +326,68 @@ def test_context_words_are_whole_words(text: str, word: str | None) -> None:
     for backend in BACKENDS:
         engine = Engine([_Context()], backend=backend)  # type: ignore[arg-type]
         assert engine.scan_text_all(text) == list(scan_reference(_Context(), text))
+
+
+def _context_by_the_rule(context: tuple[str, ...], text: str, start: int, end: int) -> str | None:
+    """`Recognizer.context_in` as its docstring states it, spelt out with a regex over the
+    lower-cased window (the implementation takes a faster road for ASCII text)."""
+    lo, hi = max(0, start - 48), end + 24
+    found: list[str] = []
+    for at, stop in ((lo, start), (end, hi)):
+        piece = text[at:stop].lower()
+        for m in re.finditer(r"[a-z0-9]+", piece):
+            glued = (
+                m.start() == 0 and at > 0 and re.fullmatch(r"[a-z0-9]", text[at - 1].lower()[-1:])
+            )
+            if not glued and m.group() in context:
+                found.append(m.group())
+    window = text[lo:start].lower() + " " + text[end:hi].lower()
+    found += [w for w in context if " " in w and w in window]
+    return min(found, key=context.index) if found else None
+
+
+class _Words(Recognizer):
+    entity = "TEST"
+    name = "words"
+    patterns: ClassVar[tuple[Pattern, ...]] = (Pattern("digits", r"\d{6}", 0.3),)
+    context: ClassVar[tuple[str, ...]] = ("tel", "telephone", "ab", "x1", "call me", "k\u00e9y")
+
+
+def test_context_lookup_follows_its_rule_on_random_texts() -> None:
+    rng = random.Random(11)
+    alphabet = [
+        "tel",
+        "Tel",
+        "TELEPHONE",
+        "ab",
+        "AB",
+        "x1",
+        "call",
+        "me",
+        "k\u00e9y",
+        "K\u00c9Y",
+        " ",
+        " ",
+        "-",
+        ".",
+        "a",
+        "1",
+        "\u00e9",
+        "\u0130",
+        "\u212a",
+    ]
+    checked = ascii_checked = 0
+    for i in range(4000):
+        pieces = alphabet if i % 2 else [p for p in alphabet if p.isascii()]
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 40)))
+        start = rng.randint(0, len(text))
+        text = text[:start] + "123456" + text[start:]
+        want = _context_by_the_rule(_Words.context, text, start, start + 6)
+        assert _Words.context_in(text, start, start + 6) == want, (text, start)
+        checked += want is not None
+        ascii_checked += want is not None and text.isascii()
+    assert ascii_checked > 300  # both roads were taken, often
+    assert checked - ascii_checked > 100
 
 
 class _Untranslatable(Recognizer):
