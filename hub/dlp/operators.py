@@ -101,6 +101,9 @@ class KeyRing:
         if not keys:
             raise ConfigError("DLP needs at least one key")
         self._keys = dict(keys)
+        # Built on first use, once per key: the operators run once per finding.
+        self._derived: dict[tuple[str, str], bytes] = {}
+        self._aead: dict[str, AESGCM] = {}
 
     def get(self, key_id: str) -> bytes:
         try:
@@ -115,23 +118,43 @@ class KeyRing:
         """A purpose-specific 32-byte key from one master secret (HKDF-like, SHA-256)."""
         return hmac.new(secret, b"crm-hub/dlp/" + purpose.encode(), hashlib.sha256).digest()
 
+    def derived(self, key_id: str, purpose: str) -> bytes:
+        """``derive(get(key_id), purpose)``, computed once per key and purpose."""
+        found = self._derived.get((key_id, purpose))
+        if found is None:
+            found = self._derived[(key_id, purpose)] = self.derive(self.get(key_id), purpose)
+        return found
+
+    def aead(self, key_id: str) -> AESGCM:
+        """The AES-256-GCM cipher of key `key_id` (stateless: one serves every call)."""
+        found = self._aead.get(key_id)
+        if found is None:
+            found = self._aead[key_id] = AESGCM(self.get(key_id))
+        return found
+
 
 def fingerprint(keys: KeyRing, value: str, key_id: str = "default") -> str:
     """Keyed fingerprint of a value for incidents: equal values correlate, the value
     cannot be recovered or brute-forced without the key."""
-    key = KeyRing.derive(keys.get(key_id), "fingerprint")
-    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()[:32]
+    key = keys.derived(key_id, "fingerprint")
+    return hmac.digest(key, value.encode(), "sha256").hex()[:32]
 
 
 def mask(value: str, p: MaskParams) -> str:
-    positions = [i for i, ch in enumerate(value) if ch.isalnum()]
-    keep = set(positions[-p.keep_last :]) if p.keep_last else set()
-    out = []
-    for i, ch in enumerate(value):
-        if i in keep or (p.keep_separators and not ch.isalnum()):
-            out.append(ch)
+    """Every letter and digit as ``p.char`` but the last ``keep_last`` of them; other
+    characters kept when ``keep_separators``, else masked too. One pass, right to left."""
+    keep, char, separators = p.keep_last, p.char, p.keep_separators
+    out: list[str] = []
+    for ch in reversed(value):
+        if ch.isalnum():
+            if keep > 0:
+                keep -= 1
+                out.append(ch)
+            else:
+                out.append(char)
         else:
-            out.append(p.char)
+            out.append(ch if separators else char)
+    out.reverse()
     return "".join(out)
 
 
@@ -140,22 +163,22 @@ def redact(entity: str, p: RedactParams) -> str:
 
 
 def keyed_hash(keys: KeyRing, value: str, p: HashParams) -> str:
-    key = KeyRing.derive(keys.get(p.key_id), "hash")
-    return "h:" + hmac.new(key, value.encode(), hashlib.sha256).hexdigest()[: p.length]
+    key = keys.derived(p.key_id, "hash")
+    return "h:" + hmac.digest(key, value.encode(), "sha256").hex()[: p.length]
 
 
 def tokenize(keys: KeyRing, entity: str, value: str, p: TokenizeParams) -> str:
     """Deterministic token: the same value of the same entity always gets the same token,
     so joins and deduplication still work on protected data."""
-    key = KeyRing.derive(keys.get(p.key_id), "token")
-    mac = hmac.new(key, f"{entity}\x1f{value}".encode(), hashlib.sha256).digest()
+    key = keys.derived(p.key_id, "token")
+    mac = hmac.digest(key, f"{entity}\x1f{value}".encode(), "sha256")
     return f"tok_{entity.lower()}_{base64.b32encode(mac[:15]).decode().lower()}"
 
 
 def encrypt(keys: KeyRing, value: str, p: EncryptParams, *, aad: bytes = b"") -> str:
     """AES-256-GCM with a random 96-bit nonce: ``enc:v1:<key id>:<base64url(nonce|ct|tag)>``."""
     nonce = os.urandom(12)
-    ct = AESGCM(keys.get(p.key_id)).encrypt(nonce, value.encode(), aad)
+    ct = keys.aead(p.key_id).encrypt(nonce, value.encode(), aad)
     blob = base64.urlsafe_b64encode(nonce + ct).decode().rstrip("=")
     return f"enc:v1:{p.key_id}:{blob}"
 
@@ -169,7 +192,7 @@ def decrypt(keys: KeyRing, token: str, *, aad: bytes = b"") -> str:
         raise DataQualityError("not an encrypted value (expected enc:v1:<key>:<data>)")
     raw = base64.urlsafe_b64decode(blob + "=" * (-len(blob) % 4))
     try:
-        return AESGCM(keys.get(key_id)).decrypt(raw[:12], raw[12:], aad).decode()
+        return keys.aead(key_id).decrypt(raw[:12], raw[12:], aad).decode()
     except InvalidTag:
         raise FatalError("encrypted value failed authentication (wrong key or tampered)") from None
 
@@ -177,12 +200,12 @@ def decrypt(keys: KeyRing, token: str, *, aad: bytes = b"") -> str:
 def seal(keys: KeyRing, data: bytes, *, key_id: str = "default", aad: bytes = b"") -> bytes:
     """Encrypt bytes at rest (quarantine payloads): nonce | ciphertext | tag."""
     nonce = os.urandom(12)
-    return nonce + AESGCM(keys.get(key_id)).encrypt(nonce, data, aad)
+    return nonce + keys.aead(key_id).encrypt(nonce, data, aad)
 
 
 def unseal(keys: KeyRing, blob: bytes, *, key_id: str = "default", aad: bytes = b"") -> bytes:
     try:
-        return AESGCM(keys.get(key_id)).decrypt(blob[:12], blob[12:], aad)
+        return keys.aead(key_id).decrypt(blob[:12], blob[12:], aad)
     except InvalidTag:
         raise FatalError("sealed payload failed authentication (wrong key or tampered)") from None
 

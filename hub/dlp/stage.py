@@ -74,7 +74,10 @@ class DlpStage:
         declared entity, without detection."""
         scanned, declared = self._split(record)
         found = self.engine.scan_record(scanned, min_score=self.min_score) if scanned else []
-        return self._apply(record, declared, found, event_id, now)
+        counts: dict[tuple[str, str], int] = {}
+        protected = self._apply(record, declared, found, event_id, now, counts)
+        self._count(counts)
+        return protected
 
     def protect_many(
         self,
@@ -88,12 +91,15 @@ class DlpStage:
         order."""
         split = [self._split(r) for r in records]
         found = self.engine.scan_records([s for s, _ in split], min_score=self.min_score)
-        return [
-            self._apply(record, declared, hits, event_id, now)
+        counts: dict[tuple[str, str], int] = {}  # the batch's, added to the metrics once
+        protected = [
+            self._apply(record, declared, hits, event_id, now, counts)
             for record, (_, declared), hits, event_id, now in zip(
                 records, split, found, event_ids, times, strict=True
             )
         ]
+        self._count(counts)
+        return protected
 
     def _split(self, record: Mapping[str, Any]) -> tuple[dict[str, str], list[tuple[str, str]]]:
         """(the string fields the policy scans, the declared ones as (name, entity))."""
@@ -126,10 +132,11 @@ class DlpStage:
         found: list[FieldFinding],
         event_id: str,
         now: datetime,
+        counts: dict[tuple[str, str], int],
     ) -> Protected:
+        """Protect one record; its findings are added to `counts` by (entity, operator)."""
         out = dict(record)
         result = Protected(out, findings=len(declared) + len(found))
-        counts: dict[tuple[str, str], int] = {}
         by_field: dict[str, list[Finding]] = {}
         resolve, department, topic = self.resolver.resolve, self.department, self.topic
         for name, entity in declared:
@@ -169,16 +176,19 @@ class DlpStage:
                     self._incident(event_id, name, f, op.operator, decision.rule_id, value, now)
                 )
             out[name] = text
+        if result.blocked:
+            result.record = None
+        return result
+
+    def _count(self, counts: dict[tuple[str, str], int]) -> None:
+        """Add findings by (entity, operator) to the Prometheus counters."""
         for (entity, operator), n in counts.items():
             counter = self._counters.get((entity, operator))
             if counter is None:
                 counter = self._counters[(entity, operator)] = FINDINGS.labels(
-                    department, entity, operator
+                    self.department, entity, operator
                 )
             counter.inc(n)
-        if result.blocked:
-            result.record = None
-        return result
 
     def _incident(
         self,

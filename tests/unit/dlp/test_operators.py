@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
@@ -34,10 +38,36 @@ CARD = "4111 1111 1111 1111"
         ("536-22-1234", MaskParams(keep_last=4, char="#"), "###-##-1234"),
         ("536-22-1234", MaskParams(keep_separators=False), "*******1234"),
         ("ab", MaskParams(keep_last=4), "ab"),
+        ("+44 (20) 7946-0018", MaskParams(keep_last=3), "+** (**) ****-*018"),
+        ("Zoë Ångström 7", MaskParams(keep_last=2, keep_separators=False), "***********m*7"),
     ],
 )
 def test_mask_keeps_last_n_alphanumerics(value: str, params: MaskParams, expected: str) -> None:
     assert apply_operator(params, KEYS, "CREDIT_CARD", value).replacement == expected
+
+
+def test_keyed_outputs_stay_what_earlier_versions_stored() -> None:
+    """Fingerprints in stored incidents and tokens in the read model are compared with new
+    ones: the per-key caches must give exactly the documented construction, per key."""
+    value = "ann@example.com"
+    for key_id in ("default", "2026-q4"):
+        for _ in range(2):  # the second time from the cache
+            fp_key = KeyRing.derive(KEYS.get(key_id), "fingerprint")
+            expected = hmac.new(fp_key, value.encode(), hashlib.sha256).hexdigest()[:32]
+            assert fingerprint(KEYS, value, key_id) == expected
+            hash_key = KeyRing.derive(KEYS.get(key_id), "hash")
+            hashed = apply_operator(HashParams(key_id=key_id), KEYS, "EMAIL_ADDRESS", value)
+            assert (
+                hashed.replacement
+                == "h:" + hmac.new(hash_key, value.encode(), "sha256").hexdigest()[:32]
+            )
+            token_key = KeyRing.derive(KEYS.get(key_id), "token")
+            mac = hmac.new(token_key, f"EMAIL_ADDRESS\x1f{value}".encode(), "sha256").digest()
+            token = apply_operator(TokenizeParams(key_id=key_id), KEYS, "EMAIL_ADDRESS", value)
+            assert (
+                token.replacement
+                == "tok_email_address_" + base64.b32encode(mac[:15]).decode().lower()
+            )
 
 
 def test_redact_names_the_entity_only() -> None:
