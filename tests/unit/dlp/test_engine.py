@@ -16,6 +16,7 @@ from bench.dlp_corpus import generate
 from hub.dlp import registry
 from hub.dlp.base import Finding, Pattern, Recognizer, scan_reference
 from hub.dlp.engine import Engine, dedupe, prefilter, strip_lookarounds
+from hub.dlp.hyperscan_matcher import HyperscanMatcher, _joined
 from tests.unit.dlp.scan_helpers import table_texts
 
 BACKENDS = [b for b in ("hyperscan", "re2", "re") if b == "re" or importlib.util.find_spec(b)]
@@ -148,6 +149,34 @@ def test_batch_equals_one_by_one(engine: Engine) -> None:
     assert batch == [engine.scan_text_all(t, field=f) for t, f in zip(texts, fields, strict=True)]
     assert engine.scan_texts(texts, fields) == [dedupe(b) for b in batch]
     assert sum(map(len, batch)) > 200
+
+
+def test_hits_in_any_order_are_sorted_into_their_texts() -> None:
+    """Hyperscan reports hits almost always in the order of their ends, and the matcher
+    looks up a hit's text from the previous one's; hits out of that order (shuffled,
+    reversed) must land in the same texts, intervals and context occurrences."""
+    matcher = Engine(registry.load(), backend="hyperscan")._matcher
+    assert isinstance(matcher, HyperscanMatcher)
+    texts = [t for t, _ in TEXTS[:300]]
+    data, starts, _ = _joined(texts)
+    hits: list[tuple[int, int, int]] = []
+    matcher.main.scan(data, match_event_handler=lambda i, a, b, _f, _c: hits.append((i, a, b)))
+
+    def collect(order: list[tuple[int, int, int]]) -> tuple[object, object]:
+        intervals: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        contexts: list[dict[int, list[tuple[int, int]]]] = [{} for _ in texts]
+        matcher._collect(order, starts, list(range(len(texts))), intervals, contexts)
+        return (
+            {key: sorted(spans) for key, spans in intervals.items()},
+            [{rid: sorted(found) for rid, found in c.items()} for c in contexts],
+        )
+
+    expected = collect(hits)
+    assert len(expected[0]) > 100  # type: ignore[arg-type]
+    shuffled = hits[:]
+    random.Random(5).shuffle(shuffled)
+    assert collect(shuffled) == expected
+    assert collect(hits[::-1]) == expected
 
 
 def test_scan_records_equals_one_record_at_a_time(engine: Engine) -> None:
