@@ -19,9 +19,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def broker_for(config: pytest.Config) -> Iterator[str]:
-    """bootstrap.servers of a new real broker over TCP, of the kind ``--kafka`` asks for."""
-    mode = config.getoption("--kafka")
+@pytest.fixture(scope="session")
+def kafka_bootstrap(request: pytest.FixtureRequest) -> Iterator[str]:
+    """bootstrap.servers of a real broker over TCP for this test session."""
+    mode = request.config.getoption("--kafka")
     if mode == "testcontainers":
         kafka_module = pytest.importorskip(
             "testcontainers.kafka", reason="--kafka=testcontainers needs the testcontainers package"
@@ -33,12 +34,6 @@ def broker_for(config: pytest.Config) -> Iterator[str]:
 
     with EmbeddedBroker() as broker:
         yield broker.bootstrap
-
-
-@pytest.fixture(scope="session")
-def kafka_bootstrap(request: pytest.FixtureRequest) -> Iterator[str]:
-    """bootstrap.servers of a real broker over TCP for this test session."""
-    yield from broker_for(request.config)
 
 
 @pytest.fixture
