@@ -8,7 +8,7 @@ import importlib
 import random
 import re
 from collections import defaultdict
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
@@ -162,9 +162,13 @@ def test_hits_in_any_order_are_sorted_into_their_texts() -> None:
     hits: list[tuple[int, int, int]] = []
     matcher.main.scan(data, match_event_handler=lambda i, a, b, _f, _c: hits.append((i, a, b)))
 
-    def collect(order: list[tuple[int, int, int]]) -> tuple[object, object]:
-        intervals: dict[tuple[int, int], list[tuple[int, int]]] = {}
-        contexts: list[dict[int, list[tuple[int, int]]]] = [{} for _ in texts]
+    Spans = list[tuple[int, int]]
+
+    def collect(
+        order: list[tuple[int, int, int]],
+    ) -> tuple[dict[Any, Spans], list[dict[int, Spans]]]:
+        intervals: dict[tuple[int, int], Spans] = {}
+        contexts: list[dict[int, Spans]] = [{} for _ in texts]
         matcher._collect(order, starts, list(range(len(texts))), intervals, contexts)
         return (
             {key: sorted(spans) for key, spans in intervals.items()},
@@ -172,7 +176,8 @@ def test_hits_in_any_order_are_sorted_into_their_texts() -> None:
         )
 
     expected = collect(hits)
-    assert len(expected[0]) > 100  # type: ignore[arg-type]
+    assert len(expected[0]) > 100
+    assert sum(map(len, expected[1])) > 50  # context words too
     shuffled = hits[:]
     random.Random(5).shuffle(shuffled)
     assert collect(shuffled) == expected
