@@ -154,7 +154,8 @@ def read_topic(
     ``idle`` seconds (tansu's watermarks can lag the log, so they are not used as counts,
     and on a loaded machine the first fetch can take longer than ``idle``: the quiet clock
     starts only at the end of every partition); with ``expect``, until that many arrived
-    and then quiet for a short while (anything extra still shows up)."""
+    and then quiet for a short while (anything extra still shows up); fewer than ``expect``
+    after 60 s is an AssertionError."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -187,6 +188,11 @@ def read_topic(
             enough = expect is None or len(out) >= expect
             if enough and now - quiet_since >= (idle if expect is None else 0.3):
                 break
+        else:
+            if expect is not None and len(out) < expect:
+                # Said, not returned short: a test that expects more than can come would
+                # otherwise pass after a silent 60 s wait.
+                raise AssertionError(f"{topic}: {len(out)} messages after 60 s, expected {expect}")
         return out
     finally:
         consumer.close()
