@@ -12,8 +12,10 @@ steps in the same order, calling phonenumbers' own digit-level helpers for the n
 prefix, the international (IDD) prefix, country codes and length tests — and checks
 validity with each region's type patterns joined into one precompiled expression per
 number length. Anything else (other characters, non-ASCII digits) goes to phonenumbers
-itself. ``tests/unit/dlp/test_phone_validity.py`` checks the two agree on every
-candidate of the recognizer tests and of the corpus and on random ones.
+itself. ``tests/unit/dlp/test_phone_validity.py`` checks the two agree on every candidate
+of the recognizer tests and of the corpus and on random ones. `parse_digits` is the
+replayed ``parse`` on its own; the validation rules' phone normalisation
+(`hub.processors.phones`) uses it too.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from phonenumbers import phonenumberutil as pu
 _SIMPLE = re.compile(r"[+(]?[0-9](?:[0-9() .\-]*[0-9])?")
 _MIN_NSN = pu._MIN_LENGTH_FOR_NSN
 _MAX_NSN = pu._MAX_LENGTH_FOR_NSN
+_MAX_INPUT = pu._MAX_INPUT_STRING_LENGTH  # parse refuses longer text
 _NOT_STRIPPED = (
     pu.ValidationResult.TOO_SHORT,
     pu.ValidationResult.IS_POSSIBLE_LOCAL_ONLY,
@@ -53,16 +56,32 @@ class _Invalid(Exception):
 def is_valid(candidate: str, region: str | None) -> bool:
     """``phonenumbers.is_valid_number(phonenumbers.parse(candidate, region))``, False when
     parse raises."""
-    if not (candidate.isascii() and _SIMPLE.fullmatch(candidate)):
+    parsed = parse_digits(candidate, region)
+    if parsed is None:
         return _library(candidate, region)
-    digits = candidate.translate(_DROP_PUNCTUATION)
-    if len(digits) < 3:  # pragma: no cover - the phone pattern finds 7 digits or more
-        return _library(candidate, region)
+    return parsed[0] != 0 and _valid_number(*parsed)
+
+
+#: What `parse_digits` answers where ``phonenumbers.parse`` raises: country code 0, which
+#: no parsed number has. Compare by value (compiled code does not keep tuples' identity).
+UNPARSEABLE: tuple[int, str] = (0, "")
+
+
+def parse_digits(text: str, region: str | None) -> tuple[int, str] | None:
+    """``phonenumbers.parse(text, region)`` replayed for the texts the replay covers (ASCII
+    digits, at most one leading ``+`` or ``(``, the separators ``( ) . -`` and space, at
+    least three digits, no longer than parse reads): the number's country code and national
+    significant number, or `UNPARSEABLE` where parse raises. None for any other text: ask
+    phonenumbers."""
+    if not (text.isascii() and len(text) <= _MAX_INPUT and _SIMPLE.fullmatch(text)):
+        return None
+    digits = text.translate(_DROP_PUNCTUATION)
+    if len(digits) < 3:
+        return None
     try:
-        parsed = _parse(digits, candidate[0] == "+", region)
+        return _parse(digits, text[0] == "+", region)
     except _Invalid:
-        return False
-    return _valid_number(*parsed)
+        return UNPARSEABLE
 
 
 def _library(candidate: str, region: str | None) -> bool:

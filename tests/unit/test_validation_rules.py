@@ -447,6 +447,39 @@ def test_phone_gives_the_libraries_answer_for_every_region(default_region: str) 
     assert 0.2 < valid / checked < 0.8  # both answers well represented
 
 
+@pytest.mark.parametrize("default_region", ["own", "GB"])
+def test_phone_replayed_parse_answers_as_the_library_path(
+    default_region: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Numbers written with digits and separators skip phonenumbers.parse
+    (hub.dlp.phone_validity.parse_digits); every answer, the problem's wording included, is
+    the one the library's parse leads to."""
+    from hub.processors import phones
+
+    rng = random.Random(11)
+    texts = [
+        (text, region if default_region == "own" else default_region)
+        for region in sorted(phonenumbers.SUPPORTED_REGIONS)
+        for text in _world_phone_corpus(region, rng)
+    ]
+    texts += [("+39 06 4879 2174", "GB"), ("+44 (0)20 7946 0958", "GB"), ("+999 12 34", "GB")]
+    phones.normalise_phone.cache_clear()
+    replayed = [normalise_phone(text, region) for text, region in texts]
+    covered = sum(phones.parse_digits(text, region) is not None for text, region in texts)
+    monkeypatch.setattr(phones, "parse_digits", lambda _text, _region: None)
+    phones.normalise_phone.cache_clear()
+    try:
+        library = [normalise_phone(text, region) for text, region in texts]
+    finally:
+        phones.normalise_phone.cache_clear()
+    assert covered > len(texts) // 2
+    for (text, region), got, expected in zip(texts, replayed, library, strict=True):
+        assert got == expected, (text, region)
+    problems = {answer[1] for answer in library if not answer[0]}
+    assert "could not be read as a phone number" in problems
+    assert "is not a valid number for region GB" in problems
+
+
 def test_phone_answers_are_cached_and_stay_the_same() -> None:
     normalise_phone.cache_clear()
     first = [normalise_phone(t, "GB") for t in ("+44 20 7946 0958", "020 7946 0958", "12")]

@@ -11,7 +11,7 @@ import phonenumbers
 import pytest
 
 from bench.dlp_corpus import generate
-from hub.dlp.phone_validity import is_valid
+from hub.dlp.phone_validity import UNPARSEABLE, is_valid, parse_digits
 from hub.dlp.recognizers.phone import PhoneRecognizer
 from tests.unit.dlp.scan_helpers import table_texts
 
@@ -77,6 +77,47 @@ def test_is_valid_agrees_with_libphonenumber(candidates: list[str]) -> None:
     assert valid > len(candidates) // 10  # the sample holds valid numbers, not only junk
 
 
+def _parsed(text: str, region: str | None) -> tuple[int, str]:
+    """``phonenumbers.parse`` as (country code, national significant number)."""
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return UNPARSEABLE
+    return number.country_code, phonenumbers.national_significant_number(number)
+
+
+@pytest.mark.parametrize(
+    "candidates",
+    [_pattern_candidates(), _random_candidates(2500, seed=2), _examples()],
+    ids=["pattern candidates", "random", "libphonenumber examples"],
+)
+def test_parse_digits_reads_what_libphonenumber_reads(candidates: list[str]) -> None:
+    """The replayed parse gives the library's country code and national significant number
+    (leading zeros included), and fails where it fails, for every text it covers."""
+    covered = unparseable = 0
+    for candidate in candidates:
+        for region in REGIONS:
+            got = parse_digits(candidate, region)
+            if got is None:
+                continue
+            covered += 1
+            expected = _parsed(candidate, region)
+            assert got == expected, (candidate, region)
+            unparseable += expected == UNPARSEABLE
+    assert covered > len(candidates) * len(REGIONS) // 2
+    assert 0 < unparseable < covered
+
+
 def test_other_input_goes_to_libphonenumber() -> None:
     for text in ("tel:+1-415-555-2671", "+1 415 555 2671 ext. 12", "+٤٤ ٢٠ ٧٩٤٦ ٠٩٥٨"):
         assert is_valid(text, None) is libphonenumber(text, None)
+        assert parse_digits(text, None) is None
+
+
+def test_text_longer_than_parse_reads_is_left_to_libphonenumber() -> None:
+    """parse refuses input over 250 characters, however few digits it holds."""
+    text = "+44 20" + " " * 250 + "7946 0958"
+    assert _parsed(text, None) == UNPARSEABLE
+    assert parse_digits(text, None) is None
+    assert is_valid(text, None) is False
+    assert parse_digits("+44 20 7946 0958", None) == (44, "2079460958")
