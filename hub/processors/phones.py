@@ -119,6 +119,10 @@ class _Format:
     leading: re.Pattern[str] | None
     pattern: re.Pattern[str]
     rule: str
+    #: `rule` (``\1 \2-\3``) as a `str.format` template (``{0} {1}-{2}``): ``re.sub``
+    #: with a template string runs Python code per call to expand it. None for a pattern
+    #: that matches the empty string (re.sub would also rewrite an empty match at the end).
+    template: str | None
 
 
 class _Region:
@@ -141,6 +145,7 @@ class _Region:
                 re.compile(f.leading_digits_pattern[-1]) if f.leading_digits_pattern else None,
                 re.compile(f.pattern),
                 f.format,
+                None if re.fullmatch(f.pattern, "") else _template(f.format),
             )
             for f in available
             if f.pattern is not None and f.format is not None  # always set in the metadata
@@ -166,9 +171,24 @@ class _Region:
     def format_nsn(self, nsn: str) -> str:
         """phonenumbers' ``_format_nsn(nsn, metadata, INTERNATIONAL)``."""
         for f in self.formats:
-            if (f.leading is None or f.leading.match(nsn)) and f.pattern.fullmatch(nsn):
+            if f.leading is not None and not f.leading.match(nsn):
+                continue
+            # The library applies the first pattern that matches all of nsn, by re.sub: the
+            # leftmost match rewritten. Where that match is all of nsn, its groups fill the
+            # template; otherwise (a shorter leftmost match) re.sub itself answers.
+            m = f.pattern.match(nsn)
+            if m is not None and m.end() == len(nsn) and f.template is not None:
+                return f.template.format(*(g or "" for g in m.groups()))
+            if f.pattern.fullmatch(nsn):
                 return f.pattern.sub(f.rule, nsn)
         return nsn
+
+
+def _template(rule: str) -> str:
+    """A metadata format rule, whose only specials are group references ``\\N``, as a
+    `str.format` template."""
+    escaped = rule.replace("{", "{{").replace("}", "}}")
+    return re.sub(r"\\([1-9])", lambda m: "{" + str(int(m[1]) - 1) + "}", escaped)
 
 
 def _desc(desc: phonenumbers.PhoneNumberDesc | None) -> _Desc | None:
