@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from hub.dlp.base import Finding
+from hub.dlp.base import Finding, Pattern, Recognizer
 from hub.dlp.engine import Engine, walk_strings
 from hub.dlp.operators import MaskParams, mask
 from hub.errors import ConfigError
@@ -132,19 +134,29 @@ def _jsonl(number: int | str, field: str | None, f: Finding) -> dict[str, Any]:
 
 
 @app.command()
-def explain(text: str, field: Annotated[str | None, typer.Option()] = None) -> None:
-    """Show which recognizer, pattern, context and validator fired on TEXT, including
-    candidates that lost to a stronger overlapping finding."""
+def explain(
+    text: str,
+    field: Annotated[str | None, typer.Option()] = None,
+    min_score: Annotated[float, typer.Option(help="The score scan reports from")] = 0.5,
+) -> None:
+    """Show which recognizer, pattern, context and validator fired on TEXT: the findings,
+    those that lost to a stronger overlapping finding or score below --min-score, and the
+    candidates a pattern matched that did not become findings, with the reason."""
     from hub.dlp.engine import dedupe
 
     engine = _engine()
     every = engine.scan_text_all(text, field=field)
-    kept = set(dedupe(list(every)))
+    kept = set(dedupe([f for f in every if f.score >= min_score]))
     patterns = {(e.recognizer_name, e.pattern.name): e.pattern.regex for e in engine.entries}
-    table = Table("span", "value", "entity", "recognizer", "pattern", "context", "validated",
-                  "score", "result")  # fmt: skip
-    for f in sorted(every, key=lambda f: (f.start, -f.score)):
-        table.add_row(
+    rows: list[tuple[int, int, list[str]]] = []
+    for f in every:
+        if f in kept:
+            result = "[green]reported[/]"
+        elif f.score < min_score:
+            result = f"[yellow]below {min_score:g}[/]"
+        else:
+            result = "[yellow]overlapped[/]"
+        row = [
             f"{f.start}-{f.end}",
             mask(text[f.start : f.end], MaskParams(keep_last=2)),
             f.entity,
@@ -153,8 +165,75 @@ def explain(text: str, field: Annotated[str | None, typer.Option()] = None) -> N
             f.context_word or "-",
             "checksum ok" if f.validated else "-",
             f"{f.score:.2f}",
-            "[green]reported[/]" if f in kept else "[yellow]overlapped[/]",
-        )
+            result,
+        ]
+        rows.append((f.start, 0, row))
+    misses = near_misses(engine, text, field, every)
+    for miss in misses:
+        row = [
+            f"{miss.start}-{miss.end}",
+            mask(text[miss.start : miss.end], MaskParams(keep_last=2)),
+            miss.recognizer.entity,
+            miss.recognizer.name,
+            f"{miss.pattern.name}\n[dim]{miss.pattern.regex}[/]",
+            miss.context_word or "-",
+            "[red]rejected[/]" if miss.reason == REJECTED else "-",
+            "-",
+            f"[red]not reported: {miss.reason}[/]",
+        ]
+        rows.append((miss.start, 1, row))
+    table = Table("span", "value", "entity", "recognizer", "pattern", "context", "validated",
+                  "score", "result")  # fmt: skip
+    for _, _, row in sorted(rows, key=lambda r: (r[0], r[1])):
+        table.add_row(*row)
     console.print(table)
-    if not every:
-        console.print("no recognizer fired")
+    reported = len(kept)
+    console.print(
+        f"{reported} finding(s) reported, {len(every) - reported} overlapped or below "
+        f"{min_score:g}, {len(misses)} candidate(s) a pattern matched and the recognizer "
+        "dropped"
+    )
+
+
+REJECTED = "the validator rejected it"
+NO_CONTEXT = "needs a context word nearby"
+
+
+@dataclass(frozen=True)
+class NearMiss:
+    """A pattern's match that is not a finding, and why."""
+
+    start: int
+    end: int
+    recognizer: Recognizer
+    pattern: Pattern
+    context_word: str | None
+    reason: str
+
+
+def near_misses(
+    engine: Engine, text: str, field: str | None, findings: list[Finding]
+) -> list[NearMiss]:
+    """Every match of every pattern in `text` that is not among `findings` (the engine's
+    ``scan_text_all`` of the same text and field), with the reason `hub.dlp.base.evaluate`
+    drops it: a context-gated recognizer without a context word, or its validator (checksum
+    or structure) saying no. Each pattern is searched on its own, as the reference scan
+    does: slow, for one text at a time."""
+    found = {(f.recognizer, f.start, f.end) for f in findings}
+    out: list[NearMiss] = []
+    for recognizer in engine.recognizers:
+        field_ctx = recognizer.field_is_context(field)
+        for pattern in recognizer.patterns:
+            for m in re.finditer(pattern.regex, text):
+                start, end = m.span()
+                if start == end or (recognizer.name, start, end) in found:
+                    continue  # a finding (of this pattern or an earlier one of the recognizer)
+                word = "field name" if field_ctx else recognizer.context_in(text, start, end)
+                if recognizer.context_required and word is None:
+                    reason = NO_CONTEXT
+                elif recognizer.validate(m.group(), pattern) is None:
+                    reason = REJECTED
+                else:  # pragma: no cover - the engine would have reported it
+                    continue
+                out.append(NearMiss(start, end, recognizer, pattern, word, reason))
+    return sorted(out, key=lambda n: (n.start, n.recognizer.name))

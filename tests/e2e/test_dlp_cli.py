@@ -53,6 +53,18 @@ def test_explain_names_recognizer_pattern_and_validator(tmp_path: Path) -> None:
     assert CARD not in done.stdout  # masked even here
 
 
+def test_explain_says_why_a_lookalike_is_not_reported(tmp_path: Path) -> None:
+    """The SSA's published sample number has the SSN shape: explain shows the pattern that
+    matched it and that the validator said no, still masked."""
+    done = crmhub("dlp", "explain", "ssn 123-45-6789", cwd=tmp_path, COLUMNS="250")
+    assert done.returncode == 0, done.stderr
+    ssn_row = next(line for line in done.stdout.splitlines() if "US_SSN" in line)
+    assert "ssn_dashed" in ssn_row
+    assert "not reported: the validator rejected it" in ssn_row
+    assert "123-45-6789" not in done.stdout
+    assert "0 finding(s) reported" in done.stdout
+
+
 def test_scan_of_a_missing_file_is_one_clear_line(tmp_path: Path) -> None:
     done = crmhub("dlp", "scan", str(tmp_path / "nope.txt"), cwd=tmp_path)
     assert done.returncode == 2
