@@ -11,11 +11,12 @@ import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
 from bench import ceilings, connect, report
-from bench.agents import agent_row, run_agent
+from bench.agents import AgentRun, agent_row, run_agent
 from bench.chain import bench_settings
 from bench.env import BENCH_DIR, OUT_DIR, Env, input_files
 from bench.projection import PG_URL, projection_rows
@@ -205,6 +206,21 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _agent(
+    run: Runner,
+    title: str,
+    key: str,
+    label: str,
+    measure: Callable[[], AgentRun],
+    **row: Any,
+) -> tuple[AgentRun | None, Row | None]:
+    """One agent step: its run (a failed one becomes a 'not measured' row) and its row."""
+    result = run.step(title, measure, (key, label, "events/s"))
+    if not isinstance(result, AgentRun):
+        return None, None
+    return result, run.add(agent_row(key, label, result, **row))
+
+
 def _passthrough_again(run: Runner, env: Env, raw: str, count: int, row: Row) -> None:
     """The passthrough once more, after the processor agents: its row's rate becomes the
     mean of both runs, so the agents' ratios are taken against the machine's speed around
@@ -263,8 +279,11 @@ def stages(
 ) -> None:
     """3, 5 and 6: the agents on the connector's raw events, then the projections."""
     pt_n = min(PASSTHROUGH_EVENTS, published)
-    pt = run.step(
+    _, pt_row = _agent(
+        run,
         "3. Faust passthrough agent",
+        "faust.passthrough",
+        "Faust passthrough agent (hub agent loop)",
         lambda: run_agent(
             env,
             stage="passthrough",
@@ -273,26 +292,18 @@ def stages(
             quarantine=env.topic("passthrough.quarantine"),
             wanted=pt_n,
         ),
-        ("faust.passthrough", "Faust passthrough agent", "events/s"),
+        ceiling="ceiling.consume_produce",
+        note=(
+            f"create_app() with a stage returning each input to one output; the first "
+            f"{pt_n:,} of the connector's raw lead events (Avro + CloudEvents headers)."
+        ),
     )
-    pt_row: Row | None = None
-    if pt is not None:
-        pt_row = run.add(
-            agent_row(
-                "faust.passthrough",
-                "Faust passthrough agent (hub agent loop)",
-                pt,  # type: ignore[arg-type]
-                ceiling="ceiling.consume_produce",
-                note=(
-                    f"create_app() with a stage returning each input to one output; the first "
-                    f"{pt_n:,} of the connector's raw lead events (Avro + CloudEvents headers)."
-                ),
-            )
-        )
     clean, quarantine = env.topic("clean.leads"), env.topic("quarantine")
-    label = "Processor agent (Faust + processor chain)"
-    v = run.step(
+    v, _ = _agent(
+        run,
         "5. processor agent (validation chain)",
+        "stage.validation",
+        "Processor agent (Faust + processor chain)",
         lambda: run_agent(
             env,
             stage="validation",
@@ -303,30 +314,23 @@ def stages(
             wanted=published,
             extra_args=("--dlp-backend", args.dlp_backend),
         ),
-        ("stage.validation", label, "events/s"),
+        ceiling="faust.passthrough",
+        note=(
+            "create_app() with the processor chain as create_app builds it by default "
+            f"(see the next rows for its parts) over all {published:,} raw events; "
+            "outputs counted on the clean and quarantine topics (one per input; DLP "
+            "incidents go to a third topic, not counted)."
+        ),
+        target_ratio=VALIDATION_TARGET,
+        target=f"≥ {VALIDATION_TARGET:.0%} of passthrough",
     )
-    if v is not None:
-        run.add(
-            agent_row(
-                "stage.validation",
-                label,
-                v,  # type: ignore[arg-type]
-                ceiling="faust.passthrough",
-                note=(
-                    "create_app() with the processor chain as create_app builds it by default "
-                    f"(see the next row for its parts) over all {published:,} raw events; "
-                    "outputs counted on the clean and quarantine topics (one per input; DLP "
-                    "incidents go to a third topic, not counted)."
-                ),
-                target_ratio=VALIDATION_TARGET,
-                target=f"≥ {VALIDATION_TARGET:.0%} of passthrough",
-            )
-        )
     # The same agent and chain without the DLP stage: what the DLP stage itself costs the
     # agent, in the same run (issue #7's target is the DLP stage against the passthrough).
-    rules_label = "Processor agent, rules only (the chain without its DLP stage)"
-    rules = run.step(
+    _agent(
+        run,
         "5a. processor agent without DLP",
+        "stage.validation_rules",
+        "Processor agent, rules only (the chain without its DLP stage)",
         lambda: run_agent(
             env,
             stage="validation-only",
@@ -336,23 +340,14 @@ def stages(
             incidents=env.topic("rules.incidents"),
             wanted=published,
         ),
-        ("stage.validation_rules", rules_label, "events/s"),
+        ceiling="faust.passthrough",
+        note=(
+            "As the row before, with the ValidationStage built without DLP (decode, rules, "
+            "encode; nor are quarantine payloads sealed, which takes the DLP keys), in its "
+            "worker process: the difference between the two rows is the DLP stage's cost "
+            "in the agent."
+        ),
     )
-    if rules is not None:
-        run.add(
-            agent_row(
-                "stage.validation_rules",
-                rules_label,
-                rules,  # type: ignore[arg-type]
-                ceiling="faust.passthrough",
-                note=(
-                    "As the row before, with the ValidationStage built without DLP (decode, "
-                    "rules, encode; nor are quarantine payloads sealed, which takes the DLP "
-                    "keys), in its worker process: the difference between the two rows is "
-                    "the DLP stage's cost in the agent."
-                ),
-            )
-        )
     if pt_row is not None and pt_row.rate is not None:
         _passthrough_again(run, env, raw, pt_n, pt_row)
     raw_msgs = run.step("5b. processor chain alone", lambda: env.drain([raw], published))
@@ -379,7 +374,7 @@ def stages(
             if row is not None and "DLP" not in row.extra.get("chain", "DLP"):  # type: ignore[attr-defined]
                 break  # this hub has no DLP stage: the rules alone were just measured
         del raw_msgs
-    if v is None or not v.window.complete:  # type: ignore[attr-defined]
+    if v is None or not v.window.complete:
         return
     outputs = run.step("6. projections", lambda: env.drain([clean, quarantine], published))
     if outputs is None:
