@@ -221,22 +221,26 @@ def _agent(
     return result, run.add(agent_row(key, label, result, **row))
 
 
+def _passthrough(env: Env, raw: str, count: int, run_name: str = "") -> AgentRun:
+    """The Faust passthrough agent over the first `count` raw events, to its own topics."""
+    prefix = f"passthrough.{run_name}" if run_name else "passthrough"
+    return run_agent(
+        env,
+        stage="passthrough",
+        source=raw,
+        clean=env.topic(f"{prefix}.out"),
+        quarantine=env.topic(f"{prefix}.quarantine"),
+        wanted=count,
+        app_suffix=f"-{run_name}" if run_name else "",
+    )
+
+
 def _passthrough_again(run: Runner, env: Env, raw: str, count: int, row: Row) -> None:
     """The passthrough once more, after the processor agents: its row's rate becomes the
     mean of both runs, so the agents' ratios are taken against the machine's speed around
-    them (on a shared host it drifts by tens of percent within minutes; a pair of agent
-    runs back to back moved together while runs minutes apart did not)."""
+    them (on a shared host it drifts by tens of percent within minutes)."""
     again = run.step(
-        "5c. Faust passthrough agent again",
-        lambda: run_agent(
-            env,
-            stage="passthrough",
-            source=raw,
-            clean=env.topic("passthrough.again.out"),
-            quarantine=env.topic("passthrough.again.quarantine"),
-            wanted=count,
-            app_suffix="-again",
-        ),
+        "5c. Faust passthrough agent again", lambda: _passthrough(env, raw, count, "again")
     )
     window = getattr(again, "window", None)
     if window is None or not window.complete or window.rate is None or row.rate is None:
@@ -284,14 +288,7 @@ def stages(
         "3. Faust passthrough agent",
         "faust.passthrough",
         "Faust passthrough agent (hub agent loop)",
-        lambda: run_agent(
-            env,
-            stage="passthrough",
-            source=raw,
-            clean=env.topic("passthrough.out"),
-            quarantine=env.topic("passthrough.quarantine"),
-            wanted=pt_n,
-        ),
+        lambda: _passthrough(env, raw, pt_n),
         ceiling="ceiling.consume_produce",
         note=(
             f"create_app() with a stage returning each input to one output; the first "
