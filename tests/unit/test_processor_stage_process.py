@@ -23,6 +23,11 @@ from hub.processors.validation import InMessage, OutMessage
 from hub.settings import REPO_ROOT
 
 
+class Unpicklable(Exception):
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("no")
+
+
 class ReversingStage:
     """Each input to one output: the value reversed, tagged with the child's pid; a value
     ``b"die"`` ends the process (a crash in the middle of a batch)."""
@@ -42,6 +47,12 @@ class ReversingStage:
         for m in batch:
             if m.value == b"die":
                 os._exit(3)
+            if m.value == b"raise":
+                raise ValueError("a rule file went missing")
+            if m.value == b"raise-unpicklable":
+                raise Unpicklable()
+            if m.value == b"sleep":
+                time.sleep(0.5)
             headers = [*m.headers, ("offset", str(m.offset).encode())]
             out.append(OutMessage(self.topic, m.key or b"", (m.value or b"")[::-1], headers))
         return out
@@ -77,9 +88,7 @@ def stage_process() -> Iterator[StageProcess]:
 
 
 def child_pids(process: StageProcess) -> list[int]:
-    pool = process._pool
-    assert pool is not None
-    return [p.pid for p in pool._processes.values() if p.pid is not None]
+    return [] if process.pid is None else [process.pid]
 
 
 def alive(pid: int) -> bool:
@@ -121,6 +130,59 @@ def test_outputs_come_back_in_order_and_equal_the_inline_stage(
     assert [int(dict(o[3])["offset"]) for o in flat] == list(range(2000))  # type: ignore[index]
     assert flat[1] == ("out", b"k1", b"1-eulav", [("ce_id", b"x"), ("offset", b"1")])
     assert stage_process.output_topics == ("out",)
+
+
+def test_batches_far_larger_than_the_socket_buffer_cross_whole_and_in_order(
+    stage_process: StageProcess,
+) -> None:
+    """Three batches of ~4 MB each in flight at once: the parent sends what the socket takes
+    and the rest from the loop's writer callback, and reads answers that arrive in pieces."""
+    big = [
+        ("raw", 0, i, b"k", bytes([65 + i % 26]) * 4096 + str(i).encode(), [("ce_id", b"x")])
+        for i in range(3000)
+    ]
+    batches = [big[0:1000], big[1000:2000], big[2000:3000]]
+
+    async def all_at_once() -> list[list[object]]:
+        return await asyncio.gather(*(stage_process.process(b) for b in batches))  # type: ignore[return-value]
+
+    answers = run(all_at_once())
+    values = [o[2] for b in answers for o in b]  # type: ignore[attr-defined, union-attr]
+    assert values == [m[4][::-1] for m in big]  # type: ignore[index]
+
+
+def test_an_error_in_the_stage_reaches_its_caller_and_the_child_goes_on(
+    stage_process: StageProcess,
+) -> None:
+    [pid] = child_pids(stage_process)
+    with pytest.raises(ValueError, match="a rule file went missing") as raised:
+        run(stage_process.process([*batch(2), ("raw", 0, 2, b"k", b"raise", [])]))
+    notes = "".join(getattr(raised.value, "__notes__", []))
+    assert "raised in the processor stage's worker process" in notes
+    assert "in process" in notes  # where: the stage's frame, not a value
+    with pytest.raises(RuntimeError, match="Unpicklable in the processor stage"):
+        run(stage_process.process([("raw", 0, 0, b"k", b"raise-unpicklable", [])]))
+    assert child_pids(stage_process) == [pid]
+    assert [o[2] for o in run(stage_process.process(batch(1)))] == [b"0-eulav"]  # type: ignore[attr-defined]
+
+
+def test_a_cancelled_caller_does_not_shift_the_answers_of_the_next_batches(
+    stage_process: StageProcess,
+) -> None:
+    """The child answers every batch it was sent; the answer of one whose caller gave up is
+    read and dropped, so each later caller still gets its own batch's outputs."""
+
+    async def scenario() -> tuple[list[object], list[object]]:
+        slow = asyncio.ensure_future(stage_process.process([("raw", 0, 0, b"k", b"sleep", [])]))
+        await asyncio.sleep(0.1)  # sent, and the child is on it
+        slow.cancel()
+        first = await stage_process.process(batch(1, start=10))
+        second = await stage_process.process(batch(1, start=20))
+        return first, second  # type: ignore[return-value]
+
+    first, second = run(scenario())  # type: ignore[misc]
+    assert [o[2] for o in first] == [b"01-eulav"]  # type: ignore[attr-defined]
+    assert [o[2] for o in second] == [b"02-eulav"]  # type: ignore[attr-defined]
 
 
 def test_a_stage_that_cannot_be_built_fails_at_start_in_the_parent() -> None:
@@ -203,21 +265,30 @@ def test_the_inline_stage_runs_the_stage_object_on_the_caller() -> None:
     inline.close()
 
 
-def _gc_state() -> tuple[int, int]:
-    import gc
+class GcReportingStage(ReversingStage):
+    """Answers every message with its own process's GC settings: young threshold, frozen."""
 
-    return gc.get_threshold()[0], gc.get_freeze_count()
+    def process(self, batch: list[InMessage]) -> list[OutMessage]:
+        import gc
+
+        state = f"{gc.get_threshold()[0]},{gc.get_freeze_count()}".encode()
+        return [OutMessage(self.topic, b"", state, []) for _ in batch]
 
 
-def test_the_child_runs_batches_with_the_streaming_gc_settings(
-    stage_process: StageProcess,
-) -> None:
+def gc_reporting_stage(topic: str) -> GcReportingStage:
+    return GcReportingStage(topic)
+
+
+def test_the_child_runs_batches_with_the_streaming_gc_settings() -> None:
     """Built and warmed up, the child freezes what start-up made and collects its young
     generation once per hub.gc_policy.YOUNG_THRESHOLD allocations."""
     from hub.gc_policy import YOUNG_THRESHOLD
 
-    pool = stage_process._pool
-    assert pool is not None
-    threshold, frozen = pool.submit(_gc_state).result(timeout=30)
+    process = StageProcess(StageRecipe(gc_reporting_stage, {"topic": "out"}, ("out",)))
+    try:
+        [out] = run(process.process(batch(1)))  # type: ignore[misc]
+    finally:
+        process.close()
+    threshold, frozen = map(int, out[2].split(b","))
     assert threshold == YOUNG_THRESHOLD
     assert frozen > 1000  # the stage, its modules and everything start-up imported
