@@ -120,11 +120,14 @@ def framework_overhead(env: Env, settings: Settings, n: int = OVERHEAD_RECORDS) 
         quarantine_codec=quarantine,
         offsets=offsets,
     )
-    _ = codec.schema_id, quarantine.schema_id  # registered before the timer
-    runner.producer.list_topics(topic, timeout=10)
-    t0 = time.monotonic()
-    handled = runner.run_once()
-    seconds = time.monotonic() - t0
+    try:
+        _ = codec.schema_id, quarantine.schema_id  # registered before the timer
+        runner.producer.list_topics(topic, timeout=10)
+        t0 = time.monotonic()
+        handled = runner.run_once()
+        seconds = time.monotonic() - t0
+    finally:
+        runner.close()  # its metadata consumer would outlive the broker, logging refusals
     assert handled == n, f"{handled} of {n}"
     return Row(
         "connect.overhead",

@@ -64,12 +64,15 @@ def run_connector(
     runner = ConnectorRunner(
         connector, bootstrap=env.bootstrap, codec=codec, quarantine_codec=q_codec, offsets=offsets
     )
-    # Warm-up, before the timer: schemas registered, producer connected.
-    _ = codec.schema_id, q_codec.schema_id
-    runner.producer.list_topics(topic, timeout=10)
-    t0 = time.monotonic()
-    handled = runner.run_once()
-    seconds = time.monotonic() - t0
+    try:
+        # Warm-up, before the timer: schemas registered, producer connected.
+        _ = codec.schema_id, q_codec.schema_id
+        runner.producer.list_topics(topic, timeout=10)
+        t0 = time.monotonic()
+        handled = runner.run_once()
+        seconds = time.monotonic() - t0
+    finally:
+        runner.close()  # its metadata consumer would outlive the broker, logging refusals
     committed = offsets.all_for(name)
     published = sum(int(v.get("published", 0)) for _, v in committed)
     quarantined = sum(int(v.get("quarantined", 0)) for _, v in committed)

@@ -289,9 +289,14 @@ class ConnectorRunner:
             ) from None
 
     def close(self) -> None:
-        """Flush what is pending and release the clients (the connector's too, if it holds
-        any: an optional ``close()``)."""
-        self.producer.flush(30)
+        """Flush what is pending and release the clients: the producer, the offset store's
+        (the runner owns the store it was given) and the connector's, if it holds any (an
+        optional ``close()``). A producer with messages still undelivered after the flush is
+        left to the garbage collector rather than closed: librdkafka's close would wait up
+        to their 300 s timeout. Their cursors were never committed, so they are read again."""
+        if self.producer.flush(30) == 0:
+            self.producer.close()
+        self.offsets.close()
         if self._meta is not None:
             self._meta.close()
             self._meta = None

@@ -97,3 +97,10 @@ class OffsetStore:
                 f"offset commit to {self.topic} not acknowledged ({', '.join(errors) or 'timeout'})"
             )
         self._offsets[key] = offset
+
+    def close(self) -> None:
+        """Release the producer. Only once nothing is pending: librdkafka's close waits for
+        undelivered messages up to their timeout (300 s, measured with no broker); a store
+        whose last commit failed keeps its producer until it is garbage."""
+        if self._producer.flush(10) == 0:
+            self._producer.close()

@@ -205,6 +205,25 @@ def test_every_good_row_once_and_unreadable_rows_quarantined(
     assert build_runner(kafka_bootstrap, registry, drop, topics).run_once() == 0
 
 
+def test_close_releases_the_runners_kafka_clients(
+    kafka_bootstrap: str, registry: SchemaRegistryClient, drop: Path, topics: Topics
+) -> None:
+    """A stopped connector leaves no client behind (librdkafka threads and sockets, which
+    otherwise lived until a garbage collection), and what it committed stays committed."""
+    write_leads(drop / "leads.csv", 10)
+    runner = build_runner(kafka_bootstrap, registry, drop, topics)
+    assert runner.run_once() == 10
+    runner.close()
+    for producer in (runner.producer, runner.offsets._producer):
+        with pytest.raises(RuntimeError, match="closed"):
+            producer.produce(topics.raw, b"x")
+    again = build_runner(kafka_bootstrap, registry, drop, topics)
+    try:
+        assert again.run_once() == 0
+    finally:
+        again.close()
+
+
 def _watch_offsets(bootstrap: str, topic: str) -> Consumer:
     consumer = Consumer(
         {
