@@ -249,4 +249,5 @@ class RawPublisher:
 
     def close(self) -> None:
         self.flush()
+        self.producer.close()  # else it lives on, reconnecting to a broker that has stopped
         self.registry.__exit__()
