@@ -27,7 +27,8 @@ import re
 import phonenumbers
 
 from hub.dlp.base import Pattern, Recognizer, digits
-from hub.dlp.phone_validity import is_valid
+from hub.dlp.latin1 import specialised
+from hub.dlp.phone_validity import is_valid, is_valid_in
 
 _START = r"(?=[+(\d])(?<![\w+\-.,/:#@$%])"
 _STEP = r"(?:\d|[ .\-]\(?\d(?=\d|[ .\-]\(?\d|\)[ .\-]?\d)|\)[ .\-]?\d)"
@@ -52,7 +53,20 @@ def _digit_counts(region: str) -> frozenset[int]:
 
 _DIGIT_COUNTS = {r: _digit_counts(r) for r in {*_TRUNK_ZERO_REGIONS, *_OTHER_REGIONS}}
 
-_NOT_A_PHONE = re.compile(
+
+def _regions_by_count(regions: tuple[str, ...]) -> dict[int, tuple[str, ...]]:
+    """Digit count -> the regions (in order) whose national numbers can have that many."""
+    return {
+        n: tuple(r for r in regions if n in _DIGIT_COUNTS[r])
+        for n in range(1, 18)
+        if any(n in _DIGIT_COUNTS[r] for r in regions)
+    }
+
+
+_TRUNK_ZERO_BY_COUNT = _regions_by_count(_TRUNK_ZERO_REGIONS)
+_OTHER_BY_COUNT = _regions_by_count(_OTHER_REGIONS)
+
+_NOT_A_PHONE_REGEX = (
     r"\d{4}[-./]\d{1,2}[-./]\d{1,2}"  # 2024-03-05
     r"|\d{1,2}[-./]\d{1,2}[-./]\d{2,4}"  # 05.03.2024, 3/5/24
     r"|\d{5}-\d{4}"  # ZIP+4
@@ -61,6 +75,23 @@ _NOT_A_PHONE = re.compile(
     r"|\d{1,3}(?:\.\d{3})+"  # 1.234.567 (dotted thousands)
     r"|\d+\.\d+"  # decimal
 )
+_NOT_A_PHONE = re.compile(_NOT_A_PHONE_REGEX)
+_NOT_A_PHONE_ASCII = specialised(_NOT_A_PHONE_REGEX)  # the same on ASCII candidates
+
+
+def _not_a_phone(candidate: str) -> bool:
+    """Whether the candidate has one of `_NOT_A_PHONE`'s shapes. Each is digits joined by
+    ``-``, ``.`` or ``/`` and nothing else, so a candidate with a space or a parenthesis,
+    or with none of those three, needs no regex. An ASCII candidate takes the pattern
+    specialised to Latin-1 (`hub.dlp.latin1`): ~4,300 -> ~2,800 instructions a fullmatch
+    (callgrind), which was half of the validator's own time on the bench corpus."""
+    if " " in candidate or "(" in candidate:
+        return False
+    if "-" not in candidate and "." not in candidate and "/" not in candidate:
+        return False
+    if candidate.isascii():
+        return _NOT_A_PHONE_ASCII.fullmatch(candidate) is not None
+    return _NOT_A_PHONE.fullmatch(candidate) is not None
 
 
 def _valid(candidate: str, region: str | None) -> bool:
@@ -116,7 +147,7 @@ class PhoneRecognizer(Recognizer):
 
     def validate(self, candidate: str, pattern: Pattern) -> float | None:
         international = candidate[0] == "+"
-        if not international and _NOT_A_PHONE.fullmatch(candidate):
+        if not international and _not_a_phone(candidate):
             return None
         number = digits(candidate)
         n = len(number)
@@ -130,7 +161,8 @@ class PhoneRecognizer(Recognizer):
         trunk_zero = number[0] == "0"
         if n > 13 or (candidate.isdigit() and not 9 <= n <= (12 if trunk_zero else 11)):
             return None
-        regions = _TRUNK_ZERO_REGIONS if trunk_zero else _OTHER_REGIONS
-        if not any(n in _DIGIT_COUNTS[r] and _valid(candidate, r) for r in regions):
+        # The regions tried: those whose numbers can have n digits (_DIGIT_COUNTS).
+        regions = (_TRUNK_ZERO_BY_COUNT if trunk_zero else _OTHER_BY_COUNT).get(n)
+        if regions is None or not is_valid_in(candidate, regions):
             return None
         return _UNBROKEN if candidate.isdigit() else _FORMATTED

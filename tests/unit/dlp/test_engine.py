@@ -4,11 +4,12 @@ strongest finding, and declared fields reported whole."""
 
 from __future__ import annotations
 
+import bisect
 import importlib
 import random
 import re
 from collections import defaultdict
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import pytest
 
@@ -153,8 +154,9 @@ def test_batch_equals_one_by_one(engine: Engine) -> None:
 
 def test_hits_in_any_order_are_sorted_into_their_texts() -> None:
     """Hyperscan reports hits almost always in the order of their ends, and the matcher
-    looks up a hit's text from the previous one's; hits out of that order (shuffled,
-    reversed) must land in the same texts, intervals and context occurrences."""
+    looks up a hit's text from the previous one's, then the next few; hits out of that
+    order (shuffled, reversed) or far apart must land in the same texts, intervals and
+    context occurrences as when each hit's text is bisected."""
     matcher = Engine(registry.load(), backend="hyperscan")._matcher
     assert isinstance(matcher, HyperscanMatcher)
     texts = [t for t, _ in TEXTS[:300]]
@@ -163,25 +165,39 @@ def test_hits_in_any_order_are_sorted_into_their_texts() -> None:
     matcher.main.scan(data, match_event_handler=lambda i, a, b, _f, _c: hits.append((i, a, b)))
 
     Spans = list[tuple[int, int]]
+    Sorted = tuple[list[dict[int, Spans]], list[dict[int, Spans]]]
 
-    def collect(
-        order: list[tuple[int, int, int]],
-    ) -> tuple[dict[Any, Spans], list[dict[int, Spans]]]:
-        intervals: dict[tuple[int, int], Spans] = {}
+    def collect(order: list[tuple[int, int, int]]) -> Sorted:
+        intervals: list[dict[int, Spans]] = [{} for _ in texts]
         contexts: list[dict[int, Spans]] = [{} for _ in texts]
         matcher._collect(order, starts, list(range(len(texts))), intervals, contexts)
         return (
-            {key: sorted(spans) for key, spans in intervals.items()},
+            [{idx: sorted(spans) for idx, spans in i.items()} for i in intervals],
             [{rid: sorted(found) for rid, found in c.items()} for c in contexts],
         )
 
-    expected = collect(hits)
-    assert len(expected[0]) > 100
+    def one_by_one(order: list[tuple[int, int, int]]) -> Sorted:
+        """Each hit sorted on its own, its text bisected."""
+        intervals: list[dict[int, Spans]] = [{} for _ in texts]
+        contexts: list[dict[int, Spans]] = [{} for _ in texts]
+        for idx, at, to in order:
+            k = bisect.bisect_right(starts, to - 1) - 1
+            matcher._collect([(idx, at, to)], starts[k : k + 1], [k], intervals, contexts)
+        return (
+            [{idx: sorted(spans) for idx, spans in i.items()} for i in intervals],
+            [{rid: sorted(found) for rid, found in c.items()} for c in contexts],
+        )
+
+    expected = one_by_one(hits)
+    assert sum(map(len, expected[0])) > 100
     assert sum(map(len, expected[1])) > 50  # context words too
+    assert collect(hits) == expected
     shuffled = hits[:]
     random.Random(5).shuffle(shuffled)
     assert collect(shuffled) == expected
     assert collect(hits[::-1]) == expected
+    for step in (7, 40):  # hits many texts apart
+        assert collect(hits[::step]) == one_by_one(hits[::step])
 
 
 def test_scan_records_equals_one_record_at_a_time(engine: Engine) -> None:
@@ -410,9 +426,10 @@ def test_context_lookup_follows_its_rule_on_random_texts() -> None:
         "\u0130",
         "\u212a",
     ]
-    checked = ascii_checked = 0
-    for i in range(4000):
-        pieces = alphabet if i % 2 else [p for p in alphabet if p.isascii()]
+    latin1 = [p for p in alphabet if max(p) < "\u0100"]
+    checked = ascii_checked = latin1_checked = 0
+    for i in range(6000):
+        pieces = (alphabet, [p for p in alphabet if p.isascii()], latin1)[i % 3]
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 40)))
         start = rng.randint(0, len(text))
         text = text[:start] + "123456" + text[start:]
@@ -420,8 +437,10 @@ def test_context_lookup_follows_its_rule_on_random_texts() -> None:
         assert _Words.context_in(text, start, start + 6) == want, (text, start)
         checked += want is not None
         ascii_checked += want is not None and text.isascii()
-    assert ascii_checked > 300  # both roads were taken, often
-    assert checked - ascii_checked > 100
+        latin1_checked += want is not None and not text.isascii() and max(text) < "\u0100"
+    assert ascii_checked > 300  # every road was taken, often: ASCII, Latin-1, wider
+    assert latin1_checked > 300
+    assert checked - ascii_checked - latin1_checked > 100
 
 
 class _Untranslatable(Recognizer):
