@@ -97,6 +97,7 @@ class MemoryConnector:
 
 
 def framework_overhead(env: Env, settings: Settings, n: int = OVERHEAD_RECORDS) -> Row:
+    from bench.stages import timed_run_once
     from hub.connect import ConnectorRunner
     from hub.connect_offsets import OffsetStore
     from hub.serde import AvroCodec, load_schema_text, registry_client, schema_path
@@ -120,14 +121,7 @@ def framework_overhead(env: Env, settings: Settings, n: int = OVERHEAD_RECORDS) 
         quarantine_codec=quarantine,
         offsets=offsets,
     )
-    try:
-        _ = codec.schema_id, quarantine.schema_id  # registered before the timer
-        runner.producer.list_topics(topic, timeout=10)
-        t0 = time.monotonic()
-        handled = runner.run_once()
-        seconds = time.monotonic() - t0
-    finally:
-        runner.close()  # its metadata consumer would outlive the broker, logging refusals
+    handled, seconds = timed_run_once(runner, topic, (codec, quarantine))
     assert handled == n, f"{handled} of {n}"
     return Row(
         "connect.overhead",

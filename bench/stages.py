@@ -6,12 +6,17 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from confluent_kafka import Message
 
 from bench.env import Env
 from bench.report import Row
 from hub.settings import Settings
+
+if TYPE_CHECKING:
+    from hub.connect import ConnectorRunner
+    from hub.serde import AvroCodec
 
 VALIDATION_BATCH = 500  # Settings.processor_batch_size default: what the agent hands over
 PURE_SAMPLE = 40_000  # events timed in-process (the agent rows use all of them)
@@ -64,15 +69,7 @@ def run_connector(
     runner = ConnectorRunner(
         connector, bootstrap=env.bootstrap, codec=codec, quarantine_codec=q_codec, offsets=offsets
     )
-    try:
-        # Warm-up, before the timer: schemas registered, producer connected.
-        _ = codec.schema_id, q_codec.schema_id
-        runner.producer.list_topics(topic, timeout=10)
-        t0 = time.monotonic()
-        handled = runner.run_once()
-        seconds = time.monotonic() - t0
-    finally:
-        runner.close()  # its metadata consumer would outlive the broker, logging refusals
+    handled, seconds = timed_run_once(runner, topic, (codec, q_codec))
     committed = offsets.all_for(name)
     published = sum(int(v.get("published", 0)) for _, v in committed)
     quarantined = sum(int(v.get("quarantined", 0)) for _, v in committed)
@@ -98,6 +95,23 @@ def run_connector(
 
 
 _COMPACT = {"cleanup.policy": "compact"}
+
+
+def timed_run_once(
+    runner: ConnectorRunner, topic: str, codecs: tuple[AvroCodec, ...]
+) -> tuple[int, float]:
+    """``runner.run_once()``: records handled and seconds. Before the timer, the schemas of
+    `codecs` are registered and the producer connected; after it, the runner is closed (its
+    clients would outlive the broker, logging refused connections)."""
+    try:
+        for codec in codecs:
+            _ = codec.schema_id
+        runner.producer.list_topics(topic, timeout=10)
+        t0 = time.monotonic()
+        handled = runner.run_once()
+        return handled, time.monotonic() - t0
+    finally:
+        runner.close()
 
 
 def pure_validation(
