@@ -253,8 +253,14 @@ class StageProcess:
             end = _FRAME.size + size
             if len(inbox) < end:
                 break
-            with memoryview(inbox) as view:
-                kind, value = pickle.loads(view[_FRAME.size : end])  # noqa: S301 - our child
+            try:
+                with memoryview(inbox) as view:
+                    kind, value = pickle.loads(view[_FRAME.size : end])  # noqa: S301 - our child
+            except Exception as exc:  # noqa: BLE001 - the frame is whole: fail its batch only
+                kind = "error"
+                value = RuntimeError(
+                    f"the processor stage's answer could not be read ({type(exc).__name__})"
+                )
             del inbox[:end]
             future = self._waiting.popleft()
             if future.done() or future.get_loop().is_closed():

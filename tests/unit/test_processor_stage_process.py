@@ -28,6 +28,17 @@ class Unpicklable(Exception):
         raise TypeError("no")
 
 
+def _refuse_to_load() -> None:
+    raise ValueError("cannot be rebuilt here")
+
+
+class Unreadable:
+    """Pickles in the child; unpickling it (in the parent) raises."""
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_refuse_to_load, ())
+
+
 class ReversingStage:
     """Each input to one output: the value reversed, tagged with the child's pid; a value
     ``b"die"`` ends the process (a crash in the middle of a batch)."""
@@ -53,6 +64,9 @@ class ReversingStage:
                 raise Unpicklable()
             if m.value == b"sleep":
                 time.sleep(0.5)
+            if m.value == b"unreadable":
+                out.append(OutMessage(self.topic, b"", Unreadable(), []))  # type: ignore[arg-type]
+                continue
             headers = [*m.headers, ("offset", str(m.offset).encode())]
             out.append(OutMessage(self.topic, m.key or b"", (m.value or b"")[::-1], headers))
         return out
@@ -163,6 +177,15 @@ def test_an_error_in_the_stage_reaches_its_caller_and_the_child_goes_on(
     with pytest.raises(RuntimeError, match="Unpicklable in the processor stage"):
         run(stage_process.process([("raw", 0, 0, b"k", b"raise-unpicklable", [])]))
     assert child_pids(stage_process) == [pid]
+    assert [o[2] for o in run(stage_process.process(batch(1)))] == [b"0-eulav"]  # type: ignore[attr-defined]
+
+
+def test_an_answer_the_parent_cannot_read_fails_its_batch_only(
+    stage_process: StageProcess,
+) -> None:
+    with pytest.raises(RuntimeError, match="answer could not be read"):
+        run(stage_process.process([("raw", 0, 0, b"k", b"unreadable", [])]))
+    assert stage_process.running
     assert [o[2] for o in run(stage_process.process(batch(1)))] == [b"0-eulav"]  # type: ignore[attr-defined]
 
 
