@@ -139,6 +139,7 @@ class ConnectorRunner:
         self.producer = Producer(conf)
         self._errors: list[str] = []
         self._meta: Consumer | None = None  # reads end offsets for the cursor's log
+        self._closed = False
         self._bootstrap = bootstrap
         self._source = f"urn:crm-hub:connector:{connector.name}"
         self._outs: dict[str, _StreamOut] = {}
@@ -293,7 +294,11 @@ class ConnectorRunner:
         (the runner owns the store it was given) and the connector's, if it holds any (an
         optional ``close()``). A producer with messages still undelivered after the flush is
         left to the garbage collector rather than closed: librdkafka's close would wait up
-        to their 300 s timeout. Their cursors were never committed, so they are read again."""
+        to their 300 s timeout. Their cursors were never committed, so they are read again.
+        A second call does nothing."""
+        if self._closed:
+            return
+        self._closed = True
         if self.producer.flush(30) == 0:
             self.producer.close()
         self.offsets.close()

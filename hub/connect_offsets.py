@@ -29,6 +29,7 @@ class OffsetStore:
         self.topic = topic
         self._producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0})
         self._offsets: dict[bytes, dict[str, Any]] = {}
+        self._closed = False
 
     def load(self, timeout: float = 30.0) -> None:
         """Replay the topic to its end (assign, not subscribe: no group join needed)."""
@@ -101,6 +102,10 @@ class OffsetStore:
     def close(self) -> None:
         """Release the producer. Only once nothing is pending: librdkafka's close waits for
         undelivered messages up to their timeout (300 s, measured with no broker); a store
-        whose last commit failed keeps its producer until it is garbage."""
+        whose last commit failed keeps its producer until it is garbage. A second call does
+        nothing."""
+        if self._closed:
+            return
+        self._closed = True
         if self._producer.flush(10) == 0:
             self._producer.close()

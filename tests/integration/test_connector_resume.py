@@ -214,6 +214,7 @@ def test_close_releases_the_runners_kafka_clients(
     runner = build_runner(kafka_bootstrap, registry, drop, topics)
     assert runner.run_once() == 10
     runner.close()
+    runner.close()  # a second close does nothing
     for producer in (runner.producer, runner.offsets._producer):
         with pytest.raises(RuntimeError, match="closed"):
             producer.produce(topics.raw, b"x")
