@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,7 @@ def build_runner(
     )
     offsets = OffsetStore(bootstrap, topics.offsets)
     offsets.load()
-    return ConnectorRunner(
+    runner = ConnectorRunner(
         connector,
         bootstrap=bootstrap,
         codec=AvroCodec(
@@ -86,6 +87,20 @@ def build_runner(
         offsets=offsets,
         chunk_size=chunk_size,
     )
+    _BUILT.append(runner)
+    return runner
+
+
+# Runners the tests built: closed after each test (their clients would otherwise live
+# until a garbage collection, reconnecting to the broker after the session stopped it).
+_BUILT: list[ConnectorRunner] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_runners() -> Iterator[None]:
+    yield
+    while _BUILT:
+        _BUILT.pop().close()
 
 
 def connector_main(argv: list[str]) -> None:
