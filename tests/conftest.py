@@ -3,6 +3,7 @@ an empty consumer group or topic make their own names with `unique`."""
 
 from __future__ import annotations
 
+import gc
 import os
 import uuid
 from collections.abc import Iterator
@@ -34,6 +35,11 @@ def kafka_bootstrap(request: pytest.FixtureRequest) -> Iterator[str]:
 
     with EmbeddedBroker() as broker:
         yield broker.bootstrap
+        # Kafka clients a test left to the garbage collector (in a reference cycle) are
+        # freed while the broker still runs: afterwards each would log a refused connection
+        # every 50 ms until the process exits, which for a pytest-xdist worker that finished
+        # early is when the last worker does.
+        gc.collect()
 
 
 @pytest.fixture
