@@ -14,7 +14,6 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,7 +72,7 @@ def build_runner(
     )
     offsets = OffsetStore(bootstrap, topics.offsets)
     offsets.load()
-    runner = ConnectorRunner(
+    return ConnectorRunner(
         connector,
         bootstrap=bootstrap,
         codec=AvroCodec(
@@ -87,20 +86,6 @@ def build_runner(
         offsets=offsets,
         chunk_size=chunk_size,
     )
-    _BUILT.append(runner)
-    return runner
-
-
-# Runners the tests built: closed after each test (their clients would otherwise live
-# until a garbage collection, reconnecting to the broker after the session stopped it).
-_BUILT: list[ConnectorRunner] = []
-
-
-@pytest.fixture(autouse=True)
-def _close_runners() -> Iterator[None]:
-    yield
-    while _BUILT:
-        _BUILT.pop().close()
 
 
 def connector_main(argv: list[str]) -> None:
