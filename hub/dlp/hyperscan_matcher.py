@@ -279,19 +279,6 @@ class HyperscanMatcher:
                     windows[k] = {idx: [(0, n, n)] for idx in range(n_specs)}
         return windows, contexts
 
-    def _collect(
-        self,
-        hits: list[tuple[int, int, int]],
-        starts: list[int],
-        texts_of: list[int],
-        intervals: list[Intervals],
-        contexts: list[Occurrences],
-    ) -> None:
-        """`_Collector.on_match` for each of `hits` (pattern, start, end), in that order."""
-        on_match = _Collector(self, starts, texts_of, intervals, contexts).on_match
-        for idx, start, end in hits:
-            on_match(idx, start, end, 0, None)
-
 
 class _Collector:
     """Sorts the hits of one scan, as hyperscan reports them (`on_match` is the scan's

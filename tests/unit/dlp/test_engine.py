@@ -17,7 +17,7 @@ from bench.dlp_corpus import generate
 from hub.dlp import registry
 from hub.dlp.base import Finding, Pattern, Recognizer, scan_reference
 from hub.dlp.engine import Engine, dedupe, prefilter, strip_lookarounds
-from hub.dlp.hyperscan_matcher import HyperscanMatcher, _joined
+from hub.dlp.hyperscan_matcher import HyperscanMatcher, _Collector, _joined
 from tests.unit.dlp.scan_helpers import table_texts
 
 BACKENDS = [b for b in ("hyperscan", "re2", "re") if b == "re" or importlib.util.find_spec(b)]
@@ -167,10 +167,22 @@ def test_hits_in_any_order_are_sorted_into_their_texts() -> None:
     Spans = list[tuple[int, int]]
     Sorted = tuple[list[dict[int, Spans]], list[dict[int, Spans]]]
 
+    def sort_hits(
+        order: list[tuple[int, int, int]],
+        at: list[int],
+        texts_of: list[int],
+        intervals: list[dict[int, Spans]],
+        contexts: list[dict[int, Spans]],
+    ) -> None:
+        """The hits through the matcher's match handler, in this order."""
+        on_match = _Collector(matcher, at, texts_of, intervals, contexts).on_match
+        for idx, start, end in order:
+            on_match(idx, start, end, 0, None)
+
     def collect(order: list[tuple[int, int, int]]) -> Sorted:
         intervals: list[dict[int, Spans]] = [{} for _ in texts]
         contexts: list[dict[int, Spans]] = [{} for _ in texts]
-        matcher._collect(order, starts, list(range(len(texts))), intervals, contexts)
+        sort_hits(order, starts, list(range(len(texts))), intervals, contexts)
         return (
             [{idx: sorted(spans) for idx, spans in i.items()} for i in intervals],
             [{rid: sorted(found) for rid, found in c.items()} for c in contexts],
@@ -182,7 +194,7 @@ def test_hits_in_any_order_are_sorted_into_their_texts() -> None:
         contexts: list[dict[int, Spans]] = [{} for _ in texts]
         for idx, at, to in order:
             k = bisect.bisect_right(starts, to - 1) - 1
-            matcher._collect([(idx, at, to)], starts[k : k + 1], [k], intervals, contexts)
+            sort_hits([(idx, at, to)], starts[k : k + 1], [k], intervals, contexts)
         return (
             [{idx: sorted(spans) for idx, spans in i.items()} for i in intervals],
             [{rid: sorted(found) for rid, found in c.items()} for c in contexts],
