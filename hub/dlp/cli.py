@@ -12,7 +12,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.padding import Padding
 from rich.table import Table
+from rich.text import Text
 
 from hub.dlp.base import Finding, Pattern, Recognizer
 from hub.dlp.engine import Engine, walk_strings
@@ -148,7 +151,7 @@ def explain(
     every = engine.scan_text_all(text, field=field)
     kept = set(dedupe([f for f in every if f.score >= min_score]))
     patterns = {(e.recognizer_name, e.pattern.name): e.pattern.regex for e in engine.entries}
-    rows: list[tuple[int, int, list[str]]] = []
+    blocks: list[tuple[int, int, _Explained]] = []
     for f in every:
         if f in kept:
             result = "[green]reported[/]"
@@ -156,37 +159,36 @@ def explain(
             result = f"[yellow]below {min_score:g}[/]"
         else:
             result = "[yellow]overlapped[/]"
-        row = [
-            f"{f.start}-{f.end}",
-            mask(text[f.start : f.end], MaskParams(keep_last=2)),
-            f.entity,
-            f.recognizer,
-            f"{f.pattern}\n[dim]{patterns.get((f.recognizer, f.pattern), '')}[/]",
-            f.context_word or "-",
-            "checksum ok" if f.validated else "-",
-            f"{f.score:.2f}",
-            result,
-        ]
-        rows.append((f.start, 0, row))
+        explained = _Explained(
+            span=f"{f.start}-{f.end}",
+            value=mask(text[f.start : f.end], MaskParams(keep_last=2)),
+            entity=f.entity,
+            recognizer=f.recognizer,
+            pattern=f.pattern,
+            regex=patterns.get((f.recognizer, f.pattern), ""),
+            context=f.context_word or "-",
+            validator="checksum ok" if f.validated else "-",
+            score=f"{f.score:.2f}",
+            result=result,
+        )
+        blocks.append((f.start, 0, explained))
     misses = near_misses(engine, text, field, every)
     for miss in misses:
-        row = [
-            f"{miss.start}-{miss.end}",
-            mask(text[miss.start : miss.end], MaskParams(keep_last=2)),
-            miss.recognizer.entity,
-            miss.recognizer.name,
-            f"{miss.pattern.name}\n[dim]{miss.pattern.regex}[/]",
-            miss.context_word or "-",
-            "[red]rejected[/]" if miss.reason == REJECTED else "-",
-            "-",
-            f"[red]not reported: {miss.reason}[/]",
-        ]
-        rows.append((miss.start, 1, row))
-    table = Table("span", "value", "entity", "recognizer", "pattern", "context", "validated",
-                  "score", "result")  # fmt: skip
-    for _, _, row in sorted(rows, key=lambda r: (r[0], r[1])):
-        table.add_row(*row)
-    console.print(table)
+        explained = _Explained(
+            span=f"{miss.start}-{miss.end}",
+            value=mask(text[miss.start : miss.end], MaskParams(keep_last=2)),
+            entity=miss.recognizer.entity,
+            recognizer=miss.recognizer.name,
+            pattern=miss.pattern.name,
+            regex=miss.pattern.regex,
+            context=miss.context_word or "-",
+            validator="[red]rejected[/]" if miss.reason == REJECTED else "-",
+            score="-",
+            result=f"[red]not reported: {miss.reason}[/]",
+        )
+        blocks.append((miss.start, 1, explained))
+    for _, _, explained in sorted(blocks, key=lambda b: (b[0], b[1])):
+        explained.print()
     reported = len(kept)
     console.print(
         f"{reported} finding(s) reported, {len(every) - reported} overlapped or below "
@@ -197,6 +199,39 @@ def explain(
 
 REJECTED = "the validator rejected it"
 NO_CONTEXT = "needs a context word nearby"
+
+
+@dataclass(frozen=True)
+class _Explained:
+    """One candidate as `explain` shows it: a block of its own, so that a long regex
+    wraps on its own line instead of squeezing a wide table's other columns to a few
+    characters each in an 80-column terminal."""
+
+    span: str
+    value: str  # masked
+    entity: str
+    recognizer: str
+    pattern: str
+    regex: str
+    context: str
+    validator: str
+    score: str
+    result: str
+
+    def print(self) -> None:
+        console.print(
+            f"[bold]{self.span}[/]  {escape(self.value)}  [bold]{self.entity}[/]  {self.result}"
+        )
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="dim", no_wrap=True)
+        grid.add_column(overflow="fold")
+        grid.add_row("recognizer", f"{self.recognizer}, pattern {self.pattern}")
+        grid.add_row("regex", Text(self.regex, style="dim"))
+        grid.add_row("context", self.context)
+        grid.add_row("validator", self.validator)
+        grid.add_row("score", self.score)
+        console.print(Padding(grid, (0, 0, 0, 2)))
+        console.print()
 
 
 @dataclass(frozen=True)

@@ -55,12 +55,16 @@ def test_explain_names_recognizer_pattern_and_validator(tmp_path: Path) -> None:
 
 def test_explain_says_why_a_lookalike_is_not_reported(tmp_path: Path) -> None:
     """The SSA's published sample number has the SSN shape: explain shows the pattern that
-    matched it and that the validator said no, still masked."""
-    done = crmhub("dlp", "explain", "ssn 123-45-6789", cwd=tmp_path, COLUMNS="250")
+    matched it and that the validator said no, still masked — readable in an 80-column
+    terminal, one block per candidate."""
+    done = crmhub("dlp", "explain", "ssn 123-45-6789", cwd=tmp_path, COLUMNS="80")
     assert done.returncode == 0, done.stderr
-    ssn_row = next(line for line in done.stdout.splitlines() if "US_SSN" in line)
-    assert "ssn_dashed" in ssn_row
-    assert "not reported: the validator rejected it" in ssn_row
+    blocks = [b for b in done.stdout.split("\n\n") if b.strip()]
+    ssn_block = next(b for b in blocks if "US_SSN" in b.splitlines()[0])
+    assert "not reported: the validator rejected it" in ssn_block.splitlines()[0]
+    assert "us_ssn, pattern ssn_dashed" in ssn_block
+    assert "context     ssn" in ssn_block  # the context word the pattern had nearby
+    assert max(len(line.rstrip()) for line in done.stdout.splitlines()) <= 80
     assert "123-45-6789" not in done.stdout
     assert "0 finding(s) reported" in done.stdout
 
