@@ -24,6 +24,7 @@ from hub.errors import ConfigError
 
 app = typer.Typer(help="Find sensitive data (DLP).", no_args_is_help=True)
 console = Console()
+_BATCH = 500  # texts per engine call in `scan`
 
 STRUCTURED = {".csv", ".tsv", ".xlsx"}
 JSONL = {".jsonl", ".ndjson"}
@@ -103,13 +104,13 @@ def scan(
     engine = _engine()
     records = _records(path) if path is not None else _topic_records(str(topic))
     table = Table("record", "field", "start", "end", "entity", "score", "recognizer", "value")
+    table.columns[4].no_wrap = True  # the entity: cut names read as a different entity
     count = 0
-    for number, rec in records:
-        items: list[tuple[str | None, str]] = (
-            [(None, rec)] if isinstance(rec, str) else [(k, v) for k, v in _strings(rec)]
-        )
-        for field, text in items:
-            for f in engine.scan_text(text, field=field, min_score=min_score):
+    for batch in _batches(records):
+        numbers, fields, texts = zip(*batch, strict=True)
+        found = engine.scan_texts(texts, fields, min_score=min_score)
+        for number, field, text, findings in zip(numbers, fields, texts, found, strict=True):
+            for f in findings:
                 count += 1
                 if fmt == "jsonl":
                     sys.stdout.write(json.dumps(_jsonl(number, field, f)) + "\n")
@@ -124,8 +125,24 @@ def scan(
         console.print(f"{count} finding(s)")
 
 
-def _strings(record: dict[str, Any]) -> list[tuple[str, str]]:
-    return list(walk_strings(record))
+def _batches(
+    records: Iterator[tuple[int | str, dict[str, Any] | str]],
+) -> Iterator[list[tuple[int | str, str | None, str]]]:
+    """(record number, field or None for a plain-text line, text), `_BATCH` texts at a time:
+    the engine scans each batch with one matcher call (`Engine.scan_texts`, the same findings
+    as one call per text). 8 MB of the bench corpus (JSON lines, or one field a line) took
+    5.8-6.2 s one call per text and 4.3-4.5 s in batches, ~2.6 s of it start-up."""
+    batch: list[tuple[int | str, str | None, str]] = []
+    for number, rec in records:
+        if isinstance(rec, str):
+            batch.append((number, None, rec))
+        else:
+            batch.extend((number, field, text) for field, text in walk_strings(rec))
+        if len(batch) >= _BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _jsonl(number: int | str, field: str | None, f: Finding) -> dict[str, Any]:

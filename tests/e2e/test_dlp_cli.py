@@ -32,6 +32,24 @@ def test_scan_text_file_as_jsonl_gives_offsets_never_values(tmp_path: Path) -> N
     assert "3704" not in done.stdout
 
 
+def test_scan_numbers_records_right_across_engine_batches(tmp_path: Path) -> None:
+    """The scan hands the engine 500 texts a call: findings on either side of a batch
+    boundary keep their own line numbers and offsets."""
+    lines = [f"line {n} nothing to see" for n in range(1, 1203)]
+    with_card = {1: 0, 500: 3, 501: 7, 1001: 1, 1202: 5}  # line -> spaces before the card
+    for number, pad in with_card.items():
+        lines[number - 1] = " " * pad + f"card {CARD}"
+    notes = tmp_path / "notes.txt"
+    notes.write_text("\n".join(lines) + "\n")
+    done = crmhub("dlp", "scan", str(notes), "--format", "jsonl", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    findings = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(f["record"], f["start"]) for f in findings] == [
+        (number, pad + len("card ")) for number, pad in with_card.items()
+    ]
+    assert {f["entity"] for f in findings} == {"CREDIT_CARD"}
+
+
 def test_scan_csv_reports_the_field(tmp_path: Path) -> None:
     sheet = tmp_path / "leads.csv"
     with sheet.open("w", newline="") as fh:
