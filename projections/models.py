@@ -17,6 +17,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -262,6 +263,36 @@ class AuditEntry(Base):
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
     signature: Mapped[str] = mapped_column(String(64))
+
+
+class DlpVaultEntry(Base):
+    """The token vault (`hub.dlp.vault`): a deterministic token and its value sealed to the
+    vault's public key, which only the private key's holder opens. One row per token."""
+
+    __tablename__ = "dlp_token_vault"
+
+    token: Mapped[str] = mapped_column(Text, primary_key=True)
+    entity: Mapped[str] = mapped_column(Text)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary, doc="X25519 + AES-256-GCM sealed value")
+    key_id: Mapped[str] = mapped_column(String(16), doc="Which vault key the value is sealed to")
+    first_event_id: Mapped[str] = mapped_column(Text, doc="The event the token first came from")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class DlpVaultReveal(Base):
+    """Insert-only access log of the token vault: one row per reveal attempt, whatever its
+    outcome (revealed, role-denied, unknown-token, key-mismatch). Never the value."""
+
+    __tablename__ = "dlp_vault_reveals"
+
+    seq: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    token: Mapped[str] = mapped_column(Text)
+    entity: Mapped[str | None] = mapped_column(Text, nullable=True)
+    actor: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    outcome: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class ProjectionOffset(Base):

@@ -57,6 +57,21 @@ class AllowException(Selector):
     reason: str = Field(min_length=3, description="why the value may pass in clear")
 
 
+class VaultPolicy(_Model):
+    """Who may turn a token back into its value (`hub.dlp.vault`): none when empty."""
+
+    reveal_roles: tuple[str, ...] = Field(
+        default=(), description="roles allowed to reveal tokenized values"
+    )
+
+    @field_validator("reveal_roles")
+    @classmethod
+    def _named(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not role.strip() for role in v):
+            raise ValueError("a reveal role needs a name")
+        return v
+
+
 class DlpPolicy(_Model):
     version: str = Field(min_length=1)
     min_score: float = Field(default=0.5, ge=0, le=1)
@@ -67,6 +82,7 @@ class DlpPolicy(_Model):
     scan_fields: tuple[str, ...] = Field(
         default=("*",), description="globs of the fields scanned for undeclared PII"
     )
+    vault: VaultPolicy = Field(default_factory=VaultPolicy)
 
     @field_validator("entities")
     @classmethod

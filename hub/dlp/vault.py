@@ -1,0 +1,253 @@
+"""The token vault: the way back from a deterministic token to the value it stands for,
+open only to the holder of the vault's private key acting in a role the DLP policy lets
+reveal — and every attempt, granted or not, on record.
+
+Why a key pair: the processors that tokenize must be able to *write* the vault, and
+nothing they hold may *read* it back (a compromised processor, its logs or its database
+credentials give no value). Each value is sealed to the vault's X25519 public key: a fresh
+ephemeral key pair per value, the shared secret through HKDF-SHA256 into an AES-256-GCM key,
+the token and the entity as associated data (a sealed value moved to another token does
+not open). Only the private key, kept by the privacy office and never by the hub's
+processes, opens it. The token itself stays the keyed HMAC of `hub.dlp.operators.tokenize`,
+so joins on tokens work without the vault.
+
+The role check and the access log are the second lock: `TokenVault.reveal` refuses a role
+the policy's ``vault.reveal_roles`` does not name, and writes one ``dlp_vault_reveals`` row
+per attempt — who, in which role, why, which token and entity, the outcome — never the
+value. The role is the caller's claim until the hub has its own sign-in; the private key is
+what enforces the rule today.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy import Engine, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from hub.errors import ConfigError, DataQualityError, FatalError, HubError
+
+_VERSION = b"\x01"
+_INFO = b"crmhub token vault v1"
+_PUBLIC_PREFIX = "x25519:"
+GRANTED, DENIED, UNKNOWN, UNOPENED = "revealed", "role-denied", "unknown-token", "key-mismatch"
+
+
+class RevealDenied(HubError):
+    """The role may not reveal tokens (the attempt is on record)."""
+
+
+class UnknownToken(HubError):
+    """The vault holds no value for the token (the attempt is on record)."""
+
+
+def _raw(public: X25519PublicKey) -> bytes:
+    return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+@dataclass(frozen=True)
+class VaultPublicKey:
+    """What the tokenizing processors hold: enough to seal, nothing to open."""
+
+    key: X25519PublicKey
+
+    @cached_property
+    def key_id(self) -> str:
+        """A short name of the key (its SHA-256, 16 hex digits), stored with each value so
+        a vault sealed to several keys over time says which private key opens a row."""
+        return hashlib.sha256(_raw(self.key)).hexdigest()[:16]
+
+    def text(self) -> str:
+        """``x25519:<base64url>``: the form settings and ``vault keygen`` use."""
+        return _PUBLIC_PREFIX + base64.urlsafe_b64encode(_raw(self.key)).decode().rstrip("=")
+
+    @classmethod
+    def parse(cls, text: str) -> VaultPublicKey:
+        if not text.startswith(_PUBLIC_PREFIX):
+            raise ConfigError(f"a vault public key starts with {_PUBLIC_PREFIX!r}")
+        body = text[len(_PUBLIC_PREFIX) :].strip()
+        try:
+            raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+            return cls(X25519PublicKey.from_public_bytes(raw))
+        except ValueError:
+            raise ConfigError("the vault public key is not 32 bytes of base64url") from None
+
+
+@dataclass(frozen=True)
+class VaultPrivateKey:
+    key: X25519PrivateKey
+
+    @classmethod
+    def generate(cls) -> VaultPrivateKey:
+        return cls(X25519PrivateKey.generate())
+
+    @property
+    def public(self) -> VaultPublicKey:
+        return VaultPublicKey(self.key.public_key())
+
+    def save(self, path: Path) -> None:
+        """PKCS#8 PEM, created with mode 0600 (refuses to overwrite a key)."""
+        pem = self.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(pem)
+
+    @classmethod
+    def load(cls, path: Path) -> VaultPrivateKey:
+        try:
+            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        except (OSError, ValueError, TypeError) as exc:
+            raise ConfigError(f"cannot read a vault private key from {path}: {exc}") from None
+        if not isinstance(key, X25519PrivateKey):
+            raise ConfigError(f"{path} holds a {type(key).__name__}, not an X25519 key")
+        return cls(key)
+
+
+def _cipher(shared: bytes, ephemeral: bytes, recipient: bytes) -> AESGCM:
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=ephemeral + recipient, info=_INFO)
+    return AESGCM(hkdf.derive(shared))
+
+
+def _aad(token: str, entity: str) -> bytes:
+    return f"{token}\x1f{entity}".encode()
+
+
+def seal_value(public: VaultPublicKey, token: str, entity: str, value: str) -> bytes:
+    """``01 | ephemeral public key (32) | nonce (12) | AES-256-GCM(value) | tag (16)``."""
+    ephemeral = X25519PrivateKey.generate()
+    eph_raw = _raw(ephemeral.public_key())
+    cipher = _cipher(ephemeral.exchange(public.key), eph_raw, _raw(public.key))
+    nonce = os.urandom(12)
+    return _VERSION + eph_raw + nonce + cipher.encrypt(nonce, value.encode(), _aad(token, entity))
+
+
+def open_value(private: VaultPrivateKey, token: str, entity: str, sealed: bytes) -> str:
+    """The value sealed for `token` and `entity`; FatalError when the key is not the one
+    it was sealed to, or the bytes, token or entity were altered."""
+    if len(sealed) < 1 + 32 + 12 + 16 or sealed[:1] != _VERSION:
+        raise FatalError("not a sealed vault value (unknown format)")
+    eph_raw, nonce, body = sealed[1:33], sealed[33:45], sealed[45:]
+    try:
+        shared = private.key.exchange(X25519PublicKey.from_public_bytes(eph_raw))
+        cipher = _cipher(shared, eph_raw, _raw(private.key.public_key()))
+        return cipher.decrypt(nonce, body, _aad(token, entity)).decode()
+    except (InvalidTag, ValueError):
+        raise FatalError("the vault value does not open with this key (or was altered)") from None
+
+
+class TokenVault:
+    """The vault's rows (``dlp_token_vault``) and its access log (``dlp_vault_reveals``)
+    in the read model's database."""
+
+    def __init__(self, engine: Engine, reveal_roles: frozenset[str] | set[str]) -> None:
+        self.engine = engine
+        self.reveal_roles = frozenset(reveal_roles)
+
+    def put(
+        self,
+        token: str,
+        entity: str,
+        sealed: bytes,
+        *,
+        key_id: str,
+        event_id: str,
+        at: datetime,
+    ) -> bool:
+        """Keep the sealed value of `token` unless the vault has one already (a token is
+        deterministic: the same value again, or a re-delivered event). True when written."""
+        from projections.models import DlpVaultEntry
+
+        row = {
+            "token": token,
+            "entity": entity,
+            "sealed": sealed,
+            "key_id": key_id,
+            "first_event_id": event_id,
+            "created_at": at,
+        }
+        insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        stmt = (
+            insert(DlpVaultEntry)
+            .values(row)
+            .on_conflict_do_nothing(index_elements=["token"])
+            .returning(DlpVaultEntry.token)  # (the driver's rowcount here is -1 on PostgreSQL)
+        )
+        with self.engine.begin() as conn:
+            return conn.execute(stmt).scalar() is not None
+
+    def reveal(
+        self,
+        token: str,
+        private: VaultPrivateKey,
+        *,
+        actor: str,
+        role: str,
+        reason: str,
+        now: datetime,
+    ) -> str:
+        """The value behind `token`, for `actor` acting as `role` with `reason`. Every call
+        leaves one access-log row, whatever its outcome; the value is never in it."""
+        from projections.models import DlpVaultEntry, DlpVaultReveal
+
+        if not actor.strip() or not reason.strip():
+            raise DataQualityError("a reveal needs the actor's name and a reason")
+        with Session(self.engine) as session, session.begin():
+            entry = session.scalar(select(DlpVaultEntry).where(DlpVaultEntry.token == token))
+            outcome, value = GRANTED, None
+            if role not in self.reveal_roles:
+                outcome = DENIED
+            elif entry is None:
+                outcome = UNKNOWN
+            else:
+                try:
+                    value = open_value(private, token, entry.entity, entry.sealed)
+                except FatalError:
+                    outcome = UNOPENED
+            session.add(
+                DlpVaultReveal(
+                    token=token,
+                    entity=entry.entity if entry is not None else None,
+                    actor=actor,
+                    role=role,
+                    reason=reason,
+                    outcome=outcome,
+                    at=now,
+                )
+            )
+        if outcome == DENIED:
+            allowed = ", ".join(sorted(self.reveal_roles)) or "none"
+            raise RevealDenied(f"role {role!r} may not reveal tokens (allowed: {allowed})")
+        if outcome == UNKNOWN:
+            raise UnknownToken("the vault holds no value for this token")
+        if outcome == UNOPENED:
+            raise FatalError("the vault value does not open with this key (or was altered)")
+        assert value is not None
+        return value
+
+
+__all__ = [
+    "RevealDenied",
+    "TokenVault",
+    "UnknownToken",
+    "VaultPrivateKey",
+    "VaultPublicKey",
+    "open_value",
+    "seal_value",
+]

@@ -1,0 +1,123 @@
+"""The token vault on real databases (SQLite, and PostgreSQL where CI sets
+HUB_TEST_DATABASE_URL): the tokenizer's sealed values go in once per token; a reveal gives
+the value back only to a role the policy names, holding the private key; every attempt
+is in the access log, which never holds the value."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from hub.dlp.operators import KeyRing, TokenizeParams, tokenize
+from hub.dlp.vault import (
+    RevealDenied,
+    TokenVault,
+    UnknownToken,
+    VaultPrivateKey,
+    seal_value,
+)
+from hub.errors import DataQualityError, FatalError
+from projections.db import make_engine
+from projections.models import DlpVaultEntry, DlpVaultReveal
+from tests.integration.test_projection_store import BACKENDS, fresh_database
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+SSN = "078-05-1120"
+KEYS = KeyRing({"default": b"k" * 32})
+TOKEN = tokenize(KEYS, "US_SSN", SSN, TokenizeParams())
+
+
+@pytest.fixture(params=BACKENDS)
+def engine(request: pytest.FixtureRequest, database_urls: list[str], tmp_path: Path) -> Engine:
+    with fresh_database(request.param, database_urls, tmp_path) as url:
+        eng = make_engine(url)
+        yield eng
+        eng.dispose()
+
+
+@pytest.fixture(scope="module")
+def private() -> VaultPrivateKey:
+    return VaultPrivateKey.generate()
+
+
+def _vault(engine: Engine, private: VaultPrivateKey) -> TokenVault:
+    vault = TokenVault(engine, {"privacy-officer"})
+    sealed = seal_value(private.public, TOKEN, "US_SSN", SSN)
+    assert vault.put(TOKEN, "US_SSN", sealed, key_id=private.public.key_id, event_id="ev-1", at=T0)
+    return vault
+
+
+def _outcomes(engine: Engine) -> list[tuple[str, str, str | None]]:
+    with engine.connect() as conn:
+        return [
+            (r.outcome, r.role, r.entity)
+            for r in conn.execute(select(DlpVaultReveal).order_by(DlpVaultReveal.seq))
+        ]
+
+
+def test_put_keeps_the_first_sealed_value_of_a_token(
+    engine: Engine, private: VaultPrivateKey
+) -> None:
+    vault = _vault(engine, private)
+    again = seal_value(private.public, TOKEN, "US_SSN", SSN)
+    assert not vault.put(
+        TOKEN, "US_SSN", again, key_id=private.public.key_id, event_id="ev-2", at=T0
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(select(DlpVaultEntry)).all()
+    assert len(rows) == 1
+    assert rows[0].first_event_id == "ev-1"
+    assert SSN.encode() not in rows[0].sealed
+
+
+def test_an_allowed_role_with_the_private_key_gets_the_value_and_is_logged(
+    engine: Engine, private: VaultPrivateKey
+) -> None:
+    vault = _vault(engine, private)
+    value = vault.reveal(
+        TOKEN, private, actor="ana", role="privacy-officer", reason="DSAR 1187", now=T0
+    )
+    assert value == SSN
+    assert _outcomes(engine) == [("revealed", "privacy-officer", "US_SSN")]
+    with engine.connect() as conn:
+        row = conn.execute(select(DlpVaultReveal)).one()
+    assert (row.actor, row.reason, row.token) == ("ana", "DSAR 1187", TOKEN)
+    assert row.at == T0 or row.at.replace(tzinfo=UTC) == T0
+    assert SSN not in " ".join(str(v) for v in row._mapping.values())
+
+
+def test_refusals_are_logged_too_and_say_why(engine: Engine, private: VaultPrivateKey) -> None:
+    vault = _vault(engine, private)
+    with pytest.raises(RevealDenied, match=r"'sales-rep' may not reveal.*privacy-officer"):
+        vault.reveal(TOKEN, private, actor="bob", role="sales-rep", reason="curious", now=T0)
+    with pytest.raises(UnknownToken):
+        vault.reveal(
+            "tok_us_ssn_nope", private, actor="ana", role="privacy-officer", reason="x", now=T0
+        )
+    with pytest.raises(FatalError, match="does not open"):
+        vault.reveal(
+            TOKEN,
+            VaultPrivateKey.generate(),
+            actor="ana",
+            role="privacy-officer",
+            reason="wrong key",
+            now=T0 + timedelta(seconds=1),
+        )
+    assert _outcomes(engine) == [
+        ("role-denied", "sales-rep", "US_SSN"),
+        ("unknown-token", "privacy-officer", None),
+        ("key-mismatch", "privacy-officer", "US_SSN"),
+    ]
+
+
+def test_a_reveal_needs_an_actor_and_a_reason(engine: Engine, private: VaultPrivateKey) -> None:
+    vault = _vault(engine, private)
+    with pytest.raises(DataQualityError, match="actor's name and a reason"):
+        vault.reveal(TOKEN, private, actor="ana", role="privacy-officer", reason=" ", now=T0)
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(DlpVaultReveal)) == 0
