@@ -78,6 +78,10 @@ class Counts:
     bursts: list[WebhookBurst] = field(default_factory=list)
     webhook_events: dict[str, int] = field(default_factory=dict)  # topic -> messages
     topic_messages: int = 0  # every message on the topics the projection reads
+    vault_entries: int = 0  # messages on the vault topic: one per tokenized value
+    vault_tokens: int = 0  # distinct tokens on it
+    vault_rows: int = 0  # tokens in the read model's vault
+    vault_reveal: str = ""  # the outcome of revealing one token with the demo's vault key
     touches: int = 0
     attributed_people: int = 0
     people_of_both: int = 0  # touched by a marketing e-mail and a sales lead source
@@ -237,6 +241,35 @@ def incident_counts(bootstrap: str, settings: Settings) -> Counter[tuple[str, st
     return out
 
 
+def reveal_one(settings: Settings, engine: Engine) -> str:
+    """Reveal the first token of the vault as the privacy officer, with the private key the
+    embedded default generated, and check that the value tokenizes back to that token. The
+    value itself is never printed."""
+    from hub.dlp.operators import TokenizeParams, keyring_from_master, tokenize
+    from hub.dlp.policy import load_dlp_policy
+    from hub.dlp.vault import TokenVault, VaultPrivateKey
+    from projections.models import DlpVaultEntry
+
+    with engine.connect() as conn:
+        row = conn.execute(select(DlpVaultEntry.token, DlpVaultEntry.entity).limit(1)).first()
+    if row is None:
+        return "no token in the vault"
+    roles = load_dlp_policy(settings.policies_dir / "dlp.yaml").vault.reveal_roles
+    vault = TokenVault(engine, set(roles))
+    value = vault.reveal(
+        row.token,
+        VaultPrivateKey.load(settings.vault_private_key_path),
+        actor="demo",
+        role=roles[0],
+        reason="make demo: a token back to its value",
+        now=datetime.now(UTC),
+    )
+    keys = keyring_from_master(settings.dlp_master_key())
+    if tokenize(keys, row.entity, value, TokenizeParams()) != row.token:
+        return f"a {row.entity} token revealed a value that does not tokenize back to it"
+    return f"ok: a {row.entity} token, revealed as {roles[0]}, tokenizes back to itself"
+
+
 def rescan_read_model(settings: Settings) -> tuple[int, int]:
     """Scan every note in the read model again: a value the policy protects must not be
     there in clear. Returns (notes scanned, unprotected findings)."""
@@ -346,9 +379,16 @@ def measure(bootstrap: str, settings: Settings, c: Counts) -> Counts:
     c.sales_quarantined = sum(c.department_quarantine.get("sales", Counter()).values())
     for topic in (topics.HUBSPOT_CONTACT_WEBHOOKS, topics.ZENDESK_TICKET_WEBHOOKS):
         c.webhook_events[topic], _ = scan_topic(bootstrap, topic)
+    c.vault_entries, c.vault_tokens = scan_topic(bootstrap, topics.DLP_VAULT)
+    c.vault_rows = db["vault_tokens"]
+    c.vault_reveal = reveal_one(settings, engine)
     # Every message the projection reads: each is one audit entry.
     c.topic_messages = (
-        c.clean_events + c.quarantine_events + redrives + sum(f.clean for f in c.flows)
+        c.clean_events
+        + c.quarantine_events
+        + redrives
+        + sum(f.clean for f in c.flows)
+        + c.vault_entries
     )
     erased = sorted(c.erased_ids)
     with engine.connect() as conn:
@@ -458,6 +498,22 @@ def report(
         dlp.add_row(entity, operator, f"{n:,}")
     dlp.add_row("[bold]total[/]", "", f"{sum(c.incidents.values()):,}")
     console.print(dlp)
+    tokenized = sum(n for (_, operator), n in c.incidents.items() if operator == "tokenize")
+    checks.append(
+        (
+            "every tokenized value is in the token vault, sealed",
+            c.vault_entries == tokenized and c.vault_rows == c.vault_tokens > 0,
+            f"{tokenized:,} tokenized -> {c.vault_entries:,} vault entries, "
+            f"{c.vault_tokens:,} distinct tokens -> {c.vault_rows:,} vault rows",
+        )
+    )
+    checks.append(
+        (
+            "a vaulted token reverses for the privacy officer",
+            c.vault_reveal.startswith("ok"),
+            c.vault_reveal,
+        )
+    )
     ok = all(passed for _, passed, _ in checks)
     for label, passed, detail in checks:
         mark = "[green]✓[/]" if passed else "[red]✗[/]"

@@ -7,12 +7,13 @@ schema registry itself, and the database is SQLite under ``HUB_HOME`` (``./.hub`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import (
@@ -23,6 +24,9 @@ from pydantic_settings import (
 )
 
 from hub.errors import ConfigError
+
+if TYPE_CHECKING:
+    from hub.dlp.vault import VaultPublicKey
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RUNTIME_FILE = "runtime.json"
@@ -51,6 +55,11 @@ class Settings(BaseSettings):
     )
     dlp_key: SecretStr | None = Field(
         default=None, description="Master secret of DLP keys (hex, 64 chars); generated if unset"
+    )
+    dlp_vault_public_key: str | None = Field(
+        default=None,
+        description="Token vault public key (x25519:...); a key pair is generated into "
+        "HUB_HOME if unset (the embedded default)",
     )
     dlp_backend: Literal["auto", "re2", "hyperscan", "re"] = Field(
         default="auto", description="DLP candidate matcher; auto picks the fastest installed"
@@ -135,6 +144,30 @@ class Settings(BaseSettings):
 
     def dlp_master_key(self) -> bytes:
         return self._secret(self.dlp_key, "dlp.key")
+
+    def vault_public_key(self) -> VaultPublicKey:
+        """The key tokenized values are sealed to. Configured: only the public half, and the
+        private key is elsewhere (with the privacy office). Unset: a key pair generated once
+        into HUB_HOME/vault-private.pem (mode 0600), for the embedded default and the demo."""
+        from hub.dlp.vault import VaultPrivateKey, VaultPublicKey
+
+        if self.dlp_vault_public_key is not None:
+            return VaultPublicKey.parse(self.dlp_vault_public_key)
+        path = self.vault_private_key_path
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # O_EXCL: of processes racing to create it, exactly one writes
+            with contextlib.suppress(FileExistsError):
+                VaultPrivateKey.generate().save(path)
+        for _ in range(50):  # the winner may not have written yet
+            if path.stat().st_size:
+                return VaultPrivateKey.load(path).public
+            time.sleep(0.01)
+        raise ConfigError(f"{path} is empty; delete it or set HUB_DLP_VAULT_PUBLIC_KEY")
+
+    @property
+    def vault_private_key_path(self) -> Path:
+        return self.home / "vault-private.pem"
 
     def _secret(self, value: SecretStr | None, file_name: str) -> bytes:
         """The configured secret, else one generated once into HUB_HOME (mode 0600)."""

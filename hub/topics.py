@@ -7,6 +7,8 @@ CLEAN_SALES_LEADS = "crm.clean.sales.leads.v1"
 QUARANTINE = "crm.quarantine.v1"
 QUARANTINE_REDRIVES = "crm.quarantine.redrives.v1"
 DLP_INCIDENTS = "crm.dlp.incidents.v1"
+# Tokens and their values sealed to the vault key (hub.dlp.vault), keyed by token; compacted.
+DLP_VAULT = "crm.dlp.vault.v1"
 RAW_MARKETING_CONTACTS = "crm.raw.marketing.contacts.v1"
 CLEAN_MARKETING_CONTACTS = "crm.clean.marketing.contacts.v1"
 RAW_MARKETING_EMAIL_EVENTS = "crm.raw.marketing.email-events.v1"
@@ -36,6 +38,7 @@ TOPIC_SPECS: dict[str, tuple[int, dict[str, str]]] = {
     QUARANTINE: (DEFAULT_PARTITIONS, {}),
     QUARANTINE_REDRIVES: (DEFAULT_PARTITIONS, {}),
     DLP_INCIDENTS: (DEFAULT_PARTITIONS, {}),
+    DLP_VAULT: (DEFAULT_PARTITIONS, {"cleanup.policy": "compact"}),
     RAW_MARKETING_CONTACTS: (DEFAULT_PARTITIONS, {}),
     CLEAN_MARKETING_CONTACTS: (DEFAULT_PARTITIONS, {}),
     MARKETING_EMAIL_CLAIMS: (DEFAULT_PARTITIONS, {}),

@@ -28,6 +28,7 @@ from hub.topics import (
     CLEAN_MARKETING_EMAIL_EVENTS,
     CLEAN_SALES_LEADS,
     CLEAN_SERVICE_TICKETS,
+    DLP_VAULT,
     QUARANTINE,
     QUARANTINE_REDRIVES,
 )
@@ -36,6 +37,7 @@ from projections.bulk import OnConflict, Row, TableRows, writer_for
 from projections.models import (
     AttributionTouch,
     AuditEntry,
+    DlpVaultEntry,
     HrEmployee,
     HrErasure,
     Lead,
@@ -60,6 +62,7 @@ CASES: Table = ServiceCase.__table__  # type: ignore[assignment]
 EMPLOYEES: Table = HrEmployee.__table__  # type: ignore[assignment]
 ERASURES: Table = HrErasure.__table__  # type: ignore[assignment]
 TOUCHES: Table = AttributionTouch.__table__  # type: ignore[assignment]
+VAULT: Table = DlpVaultEntry.__table__  # type: ignore[assignment]
 
 LINEAGE = ("last_event_id", "source_topic", "source_partition", "source_offset", "updated_at")
 NEWER = ("source_partition", "source_offset")
@@ -109,6 +112,9 @@ EMPLOYEE_CONFLICT = OnConflict(("employee_id",), EMPLOYEE_UPDATE, NEWER)
 ERASURE_COLUMNS = ("employee_id", "erased_at", "source_system", "last_event_id", "updated_at")
 # The first erasure stays: a re-delivered or repeated one changes nothing.
 ERASURE_CONFLICT = OnConflict(("employee_id",))
+VAULT_COLUMNS = ("token", "entity", "sealed", "key_id", "first_event_id", "created_at")
+# A token's first vault entry stays (the same value again, or a re-delivery, adds nothing).
+VAULT_CONFLICT = OnConflict(("token",))
 
 # Attribution: which e-mail events are touches (an engagement, not a send or a bounce).
 TOUCH_EVENT_TYPES = frozenset({"OPEN", "CLICK"})
@@ -248,6 +254,7 @@ class ProjectionTopics(NamedTuple):
     employees: str = CLEAN_HR_EMPLOYEES
     erasures: str = CLEAN_HR_ERASURES
     email_events: str = CLEAN_MARKETING_EMAIL_EVENTS
+    vault: str = DLP_VAULT
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,6 +307,7 @@ class ApplyResult:
     employees: int = 0
     erasures: int = 0
     touches: int = 0
+    vaulted: int = 0  # tokens new to the vault or re-sent
     quarantined: int = 0
     redrives: int = 0
     undecodable: int = 0
@@ -418,6 +426,7 @@ class ProjectionStore:
                 self._touch_values,
                 times,
             )
+            vault_rows = self._vault_rows(by_topic.get(t.vault, ()))
             redrive_rows = self._redrive_rows(by_topic.get(t.redrives, ()))
             q_rows, reason_rows = self._quarantine_rows(
                 conn, by_topic.get(t.quarantine, []), undecodable, redrive_rows
@@ -433,6 +442,7 @@ class ProjectionStore:
                     TableRows(EMPLOYEES, EMPLOYEE_COLUMNS, employee_rows, EMPLOYEE_CONFLICT),
                     TableRows(ERASURES, ERASURE_COLUMNS, erasure_rows, ERASURE_CONFLICT),
                     TableRows(TOUCHES, TOUCH_COLUMNS, touch_rows, TOUCH_CONFLICT),
+                    TableRows(VAULT, VAULT_COLUMNS, vault_rows, VAULT_CONFLICT),
                     TableRows(QROWS, QUARANTINE_COLUMNS, q_rows, QUARANTINE_CONFLICT),
                     TableRows(QREASONS, REASON_COLUMNS, reason_rows, REASON_CONFLICT),
                     TableRows(REDRIVES, REDRIVE_COLUMNS, redrive_rows, REDRIVE_CONFLICT),
@@ -473,6 +483,7 @@ class ProjectionStore:
             employees=len(employee_rows),
             erasures=len(erasure_rows),
             touches=len(touch_rows),
+            vaulted=len(vault_rows),
             quarantined=len(by_topic.get(self.topics.quarantine, ())),
             redrives=len(redrive_rows),
             undecodable=len(undecodable),
@@ -645,6 +656,25 @@ class ProjectionStore:
             )
         return list(first.values())
 
+    def _vault_rows(self, events: Sequence[ConsumedEvent]) -> list[Row]:
+        """One row per token: its first entry (the value stays sealed; `hub.dlp.vault`)."""
+        time = self._writer.time
+        first: dict[str, Row] = {}
+        for e in events:
+            v = e.value
+            first.setdefault(
+                v["token"],
+                (
+                    v["token"],
+                    v["entity"],
+                    v["sealed"],
+                    v["key_id"],
+                    v["event_id"],
+                    time(utc(v["sealed_at"])),
+                ),
+            )
+        return list(first.values())
+
     def _employee_rows(
         self,
         conn: Connection,
@@ -780,6 +810,7 @@ class ProjectionStore:
             erasures = conn.scalar(select(func.count()).select_from(ERASURES)) or 0
             touches = conn.scalar(text("SELECT count(*) FROM attribution_all_touches")) or 0
             audit = conn.scalar(select(func.count()).select_from(AUDIT)) or 0
+            vaulted = conn.scalar(select(func.count()).select_from(VAULT)) or 0
             by_stage = {
                 r.stage: r.n
                 for r in conn.execute(
@@ -806,4 +837,5 @@ class ProjectionStore:
             "quarantine_by_stage": by_stage,
             "quarantine_by_rule": by_rule,
             "audit_entries": audit,
+            "vault_tokens": vaulted,
         }

@@ -96,7 +96,8 @@ def describe_error(exc: BaseException) -> str:
 
 class ProjectionWorker:
     """Consumes ``topics`` (``ProjectionTopics``: leads, quarantine, re-drives, marketing
-    contacts, service cases, HR employees and erasures) into the projection store."""
+    contacts, service cases, HR employees and erasures, the DLP token vault) into the
+    projection store."""
 
     def __init__(
         self,
@@ -163,6 +164,11 @@ class ProjectionWorker:
                 reg,
                 self.topics.erasures,
                 load_schema_text(schema_path(settings.schemas_dir, "hr/EmployeeErased")),
+            ),
+            self.topics.vault: AvroCodec(
+                reg,
+                self.topics.vault,
+                load_schema_text(schema_path(settings.schemas_dir, "dlp/VaultEntry")),
             ),
         }
         self.decoder = MessageDecoder(self.codecs)

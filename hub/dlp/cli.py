@@ -289,3 +289,62 @@ def near_misses(
                     continue
                 out.append(NearMiss(start, end, recognizer, pattern, word, reason))
     return sorted(out, key=lambda n: (n.start, n.recognizer.name))
+
+
+@app.command("vault-keygen")
+def vault_keygen(
+    private_key: Annotated[Path, typer.Argument(help="Where to write the private key (0600)")],
+) -> None:
+    """Make a token-vault key pair: the private key to PRIVATE_KEY, for whoever may reveal
+    tokens; the public key on standard output, for the processors
+    (HUB_DLP_VAULT_PUBLIC_KEY)."""
+    from hub.dlp.vault import VaultPrivateKey
+
+    key = VaultPrivateKey.generate()
+    try:
+        key.save(private_key)
+    except FileExistsError:
+        raise ConfigError(f"{private_key} exists; a vault key is never overwritten") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot write {private_key}: {exc.strerror}") from None
+    sys.stdout.write(f"HUB_DLP_VAULT_PUBLIC_KEY={key.public.text()}\n")
+
+
+@app.command()
+def reveal(
+    token: str,
+    role: Annotated[str, typer.Option(help="The role you act in (policies/dlp.yaml vault)")],
+    reason: Annotated[str, typer.Option(help="Why: recorded in the vault's access log")],
+    actor: Annotated[str | None, typer.Option(help="Who you are (default: the OS user)")] = None,
+    private_key: Annotated[
+        Path | None,
+        typer.Option(help="The vault private key (default: the one HUB_HOME generated)"),
+    ] = None,
+) -> None:
+    """Turn TOKEN back into its value, for a role the DLP policy lets reveal and with the
+    vault's private key. Every attempt, refused or not, is in the access log
+    (dlp_vault_reveals), never with the value."""
+    import getpass
+    from datetime import UTC, datetime
+
+    from hub.dlp.policy import load_dlp_policy
+    from hub.dlp.vault import TokenVault, VaultPrivateKey
+    from hub.settings import load_settings
+    from projections.db import make_engine
+
+    settings = load_settings()
+    key = VaultPrivateKey.load(private_key or settings.vault_private_key_path)
+    roles = load_dlp_policy(settings.policies_dir / "dlp.yaml").vault.reveal_roles
+    engine = make_engine(settings.effective_database_url)
+    try:
+        value = TokenVault(engine, set(roles)).reveal(
+            token,
+            key,
+            actor=actor or getpass.getuser(),
+            role=role,
+            reason=reason,
+            now=datetime.now(UTC),
+        )
+    finally:
+        engine.dispose()
+    sys.stdout.write(value + "\n")

@@ -21,9 +21,13 @@ from hub.dlp.base import Finding
 from hub.dlp.engine import Engine, FieldFinding
 from hub.dlp.operators import BlockedValue, KeepParams, KeyRing, apply_operator, fingerprint
 from hub.dlp.policy import PolicyResolver
+from hub.dlp.vault import VaultPublicKey, seal_value
 from hub.events import deterministic_id
 
 _PLAN_CACHE_SIZE = 256
+# Tokens sealed for the vault, kept so a token seen again is not sealed again (two X25519
+# operations a seal).
+_SEALED_CACHE_SIZE = 65536
 FINDINGS = Counter(
     "hub_dlp_findings_total",
     "Sensitive values found by the DLP stage",
@@ -43,6 +47,9 @@ class Protected:
     incidents: list[dict[str, Any]] = field(default_factory=list)
     blocked: list[tuple[str, str, str]] = field(default_factory=list)  # (rule, field, entity)
     findings: int = 0
+    # Vault entries (`hub.dlp.vault`) of the values this record's tokens replaced: the
+    # token, its entity and the value sealed to the vault key — never the value in clear.
+    vault: list[dict[str, Any]] = field(default_factory=list)
 
 
 class DlpStage:
@@ -55,8 +62,11 @@ class DlpStage:
         department: str,
         topic: str,
         declared: Mapping[str, str] | None = None,
+        vault_key: VaultPublicKey | None = None,
     ) -> None:
         self.engine = engine
+        self.vault_key = vault_key  # None: tokens are not vaulted (irreversible)
+        self._sealed: dict[str, bytes] = {}  # token -> its sealed value
         self.resolver = resolver
         self.keys = keys
         self.department = department
@@ -172,6 +182,10 @@ class DlpStage:
                 if op.operator == "keep":
                     continue
                 text = text[: f.start] + str(op.replacement) + text[f.end :]
+                if op.operator == "tokenize" and self.vault_key is not None:
+                    result.vault.append(
+                        self._vault_entry(str(op.replacement), f.entity, value, event_id, now)
+                    )
                 result.incidents.append(
                     self._incident(event_id, name, f, op.operator, decision.rule_id, value, now)
                 )
@@ -179,6 +193,26 @@ class DlpStage:
         if result.blocked:
             result.record = None
         return result
+
+    def _vault_entry(
+        self, token: str, entity: str, value: str, event_id: str, now: datetime
+    ) -> dict[str, Any]:
+        """The vault entry of `token`: emitted with every event the token is in (the vault
+        keeps the first), sealed once per token while it stays in the cache."""
+        assert self.vault_key is not None
+        sealed = self._sealed.get(token)
+        if sealed is None:
+            if len(self._sealed) >= _SEALED_CACHE_SIZE:
+                self._sealed.clear()
+            sealed = self._sealed[token] = seal_value(self.vault_key, token, entity, value)
+        return {
+            "token": token,
+            "entity": entity,
+            "sealed": sealed,
+            "key_id": self.vault_key.key_id,
+            "event_id": event_id,
+            "sealed_at": now,
+        }
 
     def _count(self, counts: dict[tuple[str, str], int]) -> None:
         """Add findings by (entity, operator) to the Prometheus counters."""

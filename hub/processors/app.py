@@ -63,7 +63,12 @@ def sales_lead_recipe(
     return StageRecipe(
         build_sales_lead_stage,
         {"settings": settings, "source_topic": source_topic},
-        output_topics=(topics.CLEAN_SALES_LEADS, topics.QUARANTINE, topics.DLP_INCIDENTS),
+        output_topics=(
+            topics.CLEAN_SALES_LEADS,
+            topics.QUARANTINE,
+            topics.DLP_INCIDENTS,
+            topics.DLP_VAULT,
+        ),
     )
 
 

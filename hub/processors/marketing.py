@@ -52,7 +52,12 @@ from hub.errors import SchemaError
 from hub.events import H_POLICY_VERSION, EventMeta, Headers
 from hub.processors.envelope import Envelope, EnvelopeReader
 from hub.processors.rules import Validator
-from hub.processors.validation import H_DLP_POLICY_VERSION, INCIDENT_TYPE, STAGE_DLP
+from hub.processors.validation import (
+    H_DLP_POLICY_VERSION,
+    INCIDENT_TYPE,
+    STAGE_DLP,
+    vault_meta,
+)
 from hub.quarantine import (
     STAGE_DECODE,
     STAGE_VALIDATION,
@@ -124,6 +129,7 @@ class MarketingContacts:
         self.clean = codec(topics.CLEAN_MARKETING_CONTACTS, "marketing/Contact")
         self.quarantine = codec(topics.QUARANTINE, "common/QuarantineRecord")
         self.incidents = codec(topics.DLP_INCIDENTS, "dlp/DlpIncident")
+        self.vault = codec(topics.DLP_VAULT, "dlp/VaultEntry")
         self._envelopes = EnvelopeReader()
 
     @property
@@ -131,7 +137,7 @@ class MarketingContacts:
         return self.validator.policy_version
 
     def warm_up(self) -> None:
-        for c in (self.raw, self.clean, self.quarantine, self.incidents):
+        for c in (self.raw, self.clean, self.quarantine, self.incidents, self.vault):
             _ = c.schema_id
 
     # -- 1: rules, DLP, then a claim keyed by the normalised address ----------------------
@@ -199,6 +205,7 @@ class MarketingContacts:
             if protected is not None:
                 meta = envelope.meta()
                 incidents = [self._incident(meta, entity, inc) for inc in protected.incidents]
+                incidents.extend(self._vault_entry(meta, e) for e in protected.vault)
                 if protected.record is None:
                     topic, partition, offset, value, _ = batch[i]
                     reasons = [
@@ -337,6 +344,15 @@ class MarketingContacts:
             inc_meta.to_headers(),
         )
 
+    def _vault_entry(self, meta: EventMeta, entry: dict[str, Any]) -> Outgoing:
+        """A token's vault entry (the value sealed to the vault key), keyed by the token."""
+        return Outgoing(
+            topics.DLP_VAULT,
+            entry["token"].encode(),
+            self.vault.encode(entry),
+            vault_meta(entry, meta, SOURCE).to_headers(),
+        )
+
     def _quarantine(
         self,
         stage: str,
@@ -390,6 +406,7 @@ def add_marketing_agents(app: faust.App, settings: Settings) -> None:
             topic=topics.CLEAN_MARKETING_CONTACTS,
             schema="marketing/Contact",
             backend=settings.dlp_backend,
+            vault_key=settings.vault_public_key(),
         ),
     )
     stage.warm_up()
@@ -407,6 +424,7 @@ def add_marketing_agents(app: faust.App, settings: Settings) -> None:
         topics.QUARANTINE: app.topic(topics.QUARANTINE, **raw_kw),
         topics.MARKETING_EMAIL_CLAIMS: claims,
         topics.DLP_INCIDENTS: app.topic(topics.DLP_INCIDENTS, **raw_kw),
+        topics.DLP_VAULT: app.topic(topics.DLP_VAULT, **raw_kw),
     }
     holders = app.Table(TABLE, partitions=topics.DEFAULT_PARTITIONS, key_type=str, value_type=str)
     addresses = app.Table(

@@ -27,7 +27,7 @@ from hub.dlp.engine import Backend
 from hub.dlp.operators import KeyRing, seal
 from hub.dlp.stage import DlpStage
 from hub.errors import SchemaError
-from hub.events import H_POLICY_VERSION, EventMeta, Headers
+from hub.events import H_POLICY_VERSION, EventMeta, Headers, deterministic_id
 from hub.processors.envelope import Envelope, EnvelopeReader
 from hub.quarantine import (
     STAGE_DECODE,
@@ -39,9 +39,11 @@ from hub.quarantine import (
 from hub.serde import AvroCodec, load_schema_text, schema_path
 
 if TYPE_CHECKING:
+    from hub.dlp.vault import VaultPublicKey
     from hub.settings import Settings
 
 INCIDENT_TYPE = "crm.dlp.incident.v1"
+VAULT_ENTRY_TYPE = "crm.dlp.vault-entry.v1"
 STAGE_DLP = "dlp"
 H_DLP_POLICY_VERSION = "hub_dlp_policy_version"
 
@@ -169,6 +171,7 @@ class ValidationStage:
         clean_topic: str | None = None,
         quarantine_topic: str = topics.QUARANTINE,
         incidents_topic: str = topics.DLP_INCIDENTS,
+        vault_topic: str = topics.DLP_VAULT,
         dlp: DlpStage | None = None,
         keys: KeyRing | None = None,
     ) -> None:
@@ -185,6 +188,7 @@ class ValidationStage:
         self.clean_topic = clean_topic
         self.quarantine_topic = quarantine_topic
         self.incidents_topic = incidents_topic
+        self.vault_topic = vault_topic
         self.dlp = dlp
         self.keys = keys
 
@@ -195,6 +199,7 @@ class ValidationStage:
         self.clean = codec(clean_topic, flow.clean_schema)
         self.quarantine = codec(quarantine_topic, "common/QuarantineRecord")
         self.incidents = codec(incidents_topic, "dlp/DlpIncident")
+        self.vault = codec(vault_topic, "dlp/VaultEntry")
         self._envelopes = EnvelopeReader()
         self._events_valid = EVENTS.labels(department, "valid")
         self._events_invalid = EVENTS.labels(department, "quarantined")
@@ -205,11 +210,11 @@ class ValidationStage:
 
     @property
     def output_topics(self) -> tuple[str, ...]:
-        return (self.clean_topic, self.quarantine_topic, self.incidents_topic)
+        return (self.clean_topic, self.quarantine_topic, self.incidents_topic, self.vault_topic)
 
     def warm_up(self) -> None:
         """Register the output schemas before the first event (fails fast on a bad registry)."""
-        for c in (self.clean, self.quarantine, self.raw, self.incidents):
+        for c in (self.clean, self.quarantine, self.raw, self.incidents, self.vault):
             _ = c.schema_id
 
     def process(self, batch: Sequence[InMessage]) -> list[OutMessage]:
@@ -260,6 +265,9 @@ class ValidationStage:
                 if protected.incidents:
                     meta = envelope.meta()
                     out.extend(self._incident(meta, key, inc) for inc in protected.incidents)
+                if protected.vault:
+                    meta = envelope.meta()
+                    out.extend(self._vault_entry(meta, entry) for entry in protected.vault)
                 if protected.record is None:
                     reasons = [
                         QuarantineReason(rule, fld, f"{entity} is blocked by DLP policy")
@@ -331,6 +339,15 @@ class ValidationStage:
             self.incidents_topic, key, self.incidents.encode(incident), inc_meta.to_headers()
         )
 
+    def _vault_entry(self, meta: EventMeta, entry: dict[str, Any]) -> OutMessage:
+        """A token's vault entry, keyed by the token (the topic is compacted)."""
+        return OutMessage(
+            self.vault_topic,
+            entry["token"].encode(),
+            self.vault.encode(entry),
+            vault_meta(entry, meta, self.flow.source).to_headers(),
+        )
+
     def _decode_failure(self, msg: InMessage, exc: SchemaError) -> OutMessage:
         origin = f"{msg.topic}/{msg.partition}/{msg.offset}"
         payload, fmt = self._payload(msg.value, "bytes", origin)
@@ -351,6 +368,19 @@ class ValidationStage:
         return OutMessage(
             self.quarantine_topic, key, self.quarantine.encode(record), meta.to_headers()
         )
+
+
+def vault_meta(entry: dict[str, Any], meta: EventMeta, source: str) -> EventMeta:
+    """CloudEvents attributes of a vault entry: one id per (token, event), the event's
+    subject and lineage."""
+    return EventMeta(
+        id=deterministic_id("vault", entry["token"], entry["event_id"]),
+        source=source,
+        type=VAULT_ENTRY_TYPE,
+        subject=meta.subject,
+        time=entry["sealed_at"],
+        lineage=dict(meta.lineage),
+    )
 
 
 def build_sales_lead_stage(
@@ -384,6 +414,7 @@ def build_flow_stage(
             topic=flow.clean_topic,
             schema=flow.clean_schema,
             backend=settings.dlp_backend,
+            vault_key=settings.vault_public_key(),
         )
         if flow.scan
         else None,
@@ -430,6 +461,7 @@ def build_dlp_stage(
     topic: str,
     schema: str = "sales/Lead",
     backend: Backend = "auto",
+    vault_key: VaultPublicKey | None = None,
 ) -> DlpStage | None:
     """The DLP stage from policies/dlp.yaml and the registered recognizers (None when the
     policy file is absent)."""
@@ -448,4 +480,5 @@ def build_dlp_stage(
         department=department,
         topic=topic,
         declared=declared_pii(schema_path(schemas_dir, schema)),
+        vault_key=vault_key,
     )

@@ -92,3 +92,70 @@ def test_scan_of_a_missing_file_is_one_clear_line(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "no such file" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_vault_keygen_writes_an_owner_only_key_once(tmp_path: Path) -> None:
+    from hub.dlp.vault import VaultPrivateKey, VaultPublicKey
+
+    path = tmp_path / "vault.pem"
+    done = crmhub("dlp", "vault-keygen", str(path), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    name, _, text = done.stdout.strip().partition("=")
+    assert name == "HUB_DLP_VAULT_PUBLIC_KEY"
+    assert VaultPublicKey.parse(text).key_id == VaultPrivateKey.load(path).public.key_id
+    assert path.stat().st_mode & 0o777 == 0o600
+    again = crmhub("dlp", "vault-keygen", str(path), cwd=tmp_path)
+    assert again.returncode == 2
+    assert "never overwritten" in again.stderr
+
+
+def test_reveal_gives_the_value_to_the_policys_role_only_and_logs_both(tmp_path: Path) -> None:
+    """A vault as the projection leaves it (SQLite under HUB_HOME, the key pair the hub
+    generated there): the privacy officer gets the value back, a sales rep an error — and
+    the access log has both attempts, without the value."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+
+    from hub.dlp.operators import TokenizeParams, keyring_from_master, tokenize
+    from hub.dlp.vault import TokenVault, seal_value
+    from hub.settings import load_settings
+    from projections.db import make_engine, migrate
+    from projections.models import DlpVaultReveal
+
+    home = tmp_path / "home"
+    settings = load_settings(home=home)
+    migrate(settings.effective_database_url)
+    ssn = "078-05-1120"
+    token = tokenize(keyring_from_master(b"k" * 32), "US_SSN", ssn, TokenizeParams())
+    public = settings.vault_public_key()  # generates the pair, as the processors do
+    engine = make_engine(settings.effective_database_url)
+    TokenVault(engine, set()).put(
+        token,
+        "US_SSN",
+        seal_value(public, token, "US_SSN", ssn),
+        key_id=public.key_id,
+        event_id="ev-1",
+        at=datetime.now(UTC),
+    )
+    env = {"HUB_HOME": str(home)}
+    denied = crmhub(
+        "dlp", "reveal", token, "--role", "sales-rep", "--reason", "curious", cwd=tmp_path, **env
+    )
+    assert denied.returncode == 2
+    assert "may not reveal" in denied.stderr
+    assert ssn not in denied.stdout + denied.stderr
+    granted = crmhub(
+        "dlp", "reveal", token, "--role", "privacy-officer", "--reason", "DSAR 1187",
+        "--actor", "ana", cwd=tmp_path, **env,
+    )  # fmt: skip
+    assert granted.returncode == 0, granted.stderr
+    assert granted.stdout == ssn + "\n"
+    with engine.connect() as conn:
+        log = conn.execute(select(DlpVaultReveal).order_by(DlpVaultReveal.seq)).all()
+    engine.dispose()
+    assert [(r.role, r.outcome, r.reason) for r in log] == [
+        ("sales-rep", "role-denied", "curious"),
+        ("privacy-officer", "revealed", "DSAR 1187"),
+    ]
+    assert log[1].actor == "ana"

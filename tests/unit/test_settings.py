@@ -70,6 +70,26 @@ def test_generated_keys_are_stable_and_private(tmp_path: Path) -> None:
     assert (tmp_path / "dlp.key").stat().st_mode & 0o777 == 0o600
 
 
+def test_vault_key_pair_is_generated_once_unless_a_public_key_is_configured(
+    tmp_path: Path,
+) -> None:
+    from hub.dlp.vault import VaultPrivateKey
+
+    s = load_settings(home=tmp_path / "a")
+    public = s.vault_public_key()
+    assert load_settings(home=tmp_path / "a").vault_public_key().key_id == public.key_id
+    assert s.vault_private_key_path.stat().st_mode & 0o777 == 0o600
+    assert VaultPrivateKey.load(s.vault_private_key_path).public.key_id == public.key_id
+    # configured: only the public half, and no private key is made on this machine
+    other = VaultPrivateKey.generate().public
+    configured = load_settings(home=tmp_path / "b", dlp_vault_public_key=other.text())
+    assert configured.vault_public_key().key_id == other.key_id
+    assert not configured.vault_private_key_path.exists()
+    bad = load_settings(home=tmp_path / "c", dlp_vault_public_key="x25519:short")
+    with pytest.raises(ConfigError, match="32 bytes"):
+        bad.vault_public_key()
+
+
 def test_a_command_for_a_running_hub_takes_its_broker_and_registry_from_runtime_json(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -135,3 +135,52 @@ def test_batch_gives_what_one_call_per_record_gives(stage: DlpStage) -> None:
 def test_nothing_to_scan(stage: DlpStage) -> None:
     result = stage.protect({"lead_id": "x", "created_on": 3, "notes": None}, event_id="e", now=NOW)
     assert result == Protected({"lead_id": "x", "created_on": 3, "notes": None}, findings=0)
+
+
+def test_tokenized_values_go_to_the_vault_sealed_and_come_back_with_the_private_key() -> None:
+    """With a vault key, each token the stage writes comes with its vault entry: the value
+    sealed to the key, which the private key opens — and nothing else in the entry holds
+    the value. Without one (the fixture), tokens are irreversible and no entry is made."""
+    from hub.dlp.vault import VaultPrivateKey, open_value
+
+    private = VaultPrivateKey.generate()
+    policy = load_dlp_policy(ROOT / "policies" / "dlp.yaml")
+    vaulting = DlpStage(
+        Engine(registry.load()),
+        PolicyResolver(policy),
+        keyring_from_master(b"k" * 32),
+        department="sales",
+        topic="crm.raw.sales.leads.v1",
+        declared=declared_pii(ROOT / "schemas" / "sales" / "Lead.avsc"),
+        vault_key=private.public,
+    )
+    ssn, both = vaulting.protect_many(
+        [RECORDS[1], RECORDS[5]], event_ids=["e1", "e5"], times=[NOW, NOW]
+    )
+    assert ssn.record is not None
+    token = ssn.record["notes"].removeprefix("W-9 pending, SSN ").removesuffix(" on file")
+    (entry,) = ssn.vault
+    assert (entry["token"], entry["entity"], entry["event_id"]) == (token, "US_SSN", "e1")
+    assert entry["key_id"] == private.public.key_id
+    assert open_value(private, token, "US_SSN", entry["sealed"]) == SSN
+    assert SSN.encode() not in entry["sealed"]
+    assert SSN not in repr({k: v for k, v in entry.items() if k != "sealed"})
+    # the same value in another event: the same token, its entry sent again (sealed once)
+    (again,) = both.vault
+    assert again["token"] == token
+    assert again["event_id"] == "e5"
+    assert again["sealed"] == entry["sealed"]
+    # masked, redacted or blocked values have no way back
+    assert all(
+        not p.vault
+        for p in vaulting.protect_many(
+            [RECORDS[0], RECORDS[2], RECORDS[4]], event_ids=["a", "b", "c"], times=[NOW] * 3
+        )
+    )
+
+
+def test_without_a_vault_key_tokens_have_no_vault_entry(stage: DlpStage) -> None:
+    result = stage.protect(RECORDS[1], event_id="e1", now=NOW)
+    assert result.record is not None
+    assert "tok_us_ssn_" in result.record["notes"]
+    assert result.vault == []
