@@ -34,8 +34,6 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import Engine, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from hub.errors import ConfigError, DataQualityError, FatalError, HubError
@@ -153,44 +151,13 @@ def open_value(private: VaultPrivateKey, token: str, entity: str, sealed: bytes)
 
 
 class TokenVault:
-    """The vault's rows (``dlp_token_vault``) and its access log (``dlp_vault_reveals``)
+    """Reveals from the vault's rows (``dlp_token_vault``, which the projection writes from
+    ``crm.dlp.vault.v1``: `projections.store`) with its access log (``dlp_vault_reveals``),
     in the read model's database."""
 
     def __init__(self, engine: Engine, reveal_roles: frozenset[str] | set[str]) -> None:
         self.engine = engine
         self.reveal_roles = frozenset(reveal_roles)
-
-    def put(
-        self,
-        token: str,
-        entity: str,
-        sealed: bytes,
-        *,
-        key_id: str,
-        event_id: str,
-        at: datetime,
-    ) -> bool:
-        """Keep the sealed value of `token` unless the vault has one already (a token is
-        deterministic: the same value again, or a re-delivered event). True when written."""
-        from projections.models import DlpVaultEntry
-
-        row = {
-            "token": token,
-            "entity": entity,
-            "sealed": sealed,
-            "key_id": key_id,
-            "first_event_id": event_id,
-            "created_at": at,
-        }
-        insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
-        stmt = (
-            insert(DlpVaultEntry)
-            .values(row)
-            .on_conflict_do_nothing(index_elements=["token"])
-            .returning(DlpVaultEntry.token)  # (the driver's rowcount here is -1 on PostgreSQL)
-        )
-        with self.engine.begin() as conn:
-            return conn.execute(stmt).scalar() is not None
 
     def reveal(
         self,

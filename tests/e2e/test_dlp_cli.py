@@ -113,41 +113,41 @@ def test_reveal_gives_the_value_to_the_policys_role_only_and_logs_both(tmp_path:
     """A vault as the projection leaves it (SQLite under HUB_HOME, the key pair the hub
     generated there): the privacy officer gets the value back, a sales rep an error — and
     the access log has both attempts, without the value."""
-    from datetime import UTC, datetime
-
     from sqlalchemy import select
 
-    from hub.dlp.operators import TokenizeParams, keyring_from_master, tokenize
-    from hub.dlp.vault import TokenVault, seal_value
+    from hub.dlp.vault import VaultPrivateKey
     from hub.settings import load_settings
     from projections.db import make_engine, migrate
     from projections.models import DlpVaultReveal
+    from projections.store import ProjectionStore
+    from tests.integration.test_token_vault import SSN as ssn
+    from tests.integration.test_token_vault import TOKEN as token
+    from tests.integration.test_token_vault import vault_event
 
     home = tmp_path / "home"
     settings = load_settings(home=home)
     migrate(settings.effective_database_url)
-    ssn = "078-05-1120"
-    token = tokenize(keyring_from_master(b"k" * 32), "US_SSN", ssn, TokenizeParams())
-    public = settings.vault_public_key()  # generates the pair, as the processors do
+    settings.vault_public_key()  # generates the pair into HUB_HOME, as the processors do
+    private = VaultPrivateKey.load(settings.vault_private_key_path)
     engine = make_engine(settings.effective_database_url)
-    TokenVault(engine, set()).put(
-        token,
-        "US_SSN",
-        seal_value(public, token, "US_SSN", ssn),
-        key_id=public.key_id,
-        event_id="ev-1",
-        at=datetime.now(UTC),
-    )
-    env = {"HUB_HOME": str(home)}
+    ProjectionStore(engine, audit_key=b"audit").apply([vault_event(private, 0, "ev-1")])
     denied = crmhub(
-        "dlp", "reveal", token, "--role", "sales-rep", "--reason", "curious", cwd=tmp_path, **env
+        "dlp",
+        "reveal",
+        token,
+        "--role",
+        "sales-rep",
+        "--reason",
+        "curious",
+        cwd=tmp_path,
+        HUB_HOME=str(home),
     )
     assert denied.returncode == 2
     assert "may not reveal" in denied.stderr
     assert ssn not in denied.stdout + denied.stderr
     granted = crmhub(
         "dlp", "reveal", token, "--role", "privacy-officer", "--reason", "DSAR 1187",
-        "--actor", "ana", cwd=tmp_path, **env,
+        "--actor", "ana", cwd=tmp_path, HUB_HOME=str(home),
     )  # fmt: skip
     assert granted.returncode == 0, granted.stderr
     assert granted.stdout == ssn + "\n"

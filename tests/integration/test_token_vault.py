@@ -1,12 +1,14 @@
 """The token vault on real databases (SQLite, and PostgreSQL where CI sets
-HUB_TEST_DATABASE_URL): the tokenizer's sealed values go in once per token; a reveal gives
+HUB_TEST_DATABASE_URL): the projection keeps one sealed value per token; a reveal gives
 the value back only to a role the policy names, holding the private key; every attempt
 is in the access log, which never holds the value."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -20,8 +22,11 @@ from hub.dlp.vault import (
     seal_value,
 )
 from hub.errors import DataQualityError, FatalError
+from hub.events import EventMeta
+from hub.topics import DLP_VAULT
 from projections.db import make_engine
 from projections.models import DlpVaultEntry, DlpVaultReveal
+from projections.store import ConsumedEvent, ProjectionStore
 from tests.integration.test_projection_store import BACKENDS, fresh_database
 
 pytestmark = pytest.mark.integration
@@ -33,7 +38,9 @@ TOKEN = tokenize(KEYS, "US_SSN", SSN, TokenizeParams())
 
 
 @pytest.fixture(params=BACKENDS)
-def engine(request: pytest.FixtureRequest, database_urls: list[str], tmp_path: Path) -> Engine:
+def engine(
+    request: pytest.FixtureRequest, database_urls: list[str], tmp_path: Path
+) -> Iterator[Engine]:
     with fresh_database(request.param, database_urls, tmp_path) as url:
         eng = make_engine(url)
         yield eng
@@ -45,13 +52,6 @@ def private() -> VaultPrivateKey:
     return VaultPrivateKey.generate()
 
 
-def _vault(engine: Engine, private: VaultPrivateKey) -> TokenVault:
-    vault = TokenVault(engine, {"privacy-officer"})
-    sealed = seal_value(private.public, TOKEN, "US_SSN", SSN)
-    assert vault.put(TOKEN, "US_SSN", sealed, key_id=private.public.key_id, event_id="ev-1", at=T0)
-    return vault
-
-
 def _outcomes(engine: Engine) -> list[tuple[str, str, str | None]]:
     with engine.connect() as conn:
         return [
@@ -60,19 +60,56 @@ def _outcomes(engine: Engine) -> list[tuple[str, str, str | None]]:
         ]
 
 
-def test_put_keeps_the_first_sealed_value_of_a_token(
+def vault_event(
+    private: VaultPrivateKey, offset: int, event_id: str, value: str = SSN
+) -> ConsumedEvent:
+    """A message of crm.dlp.vault.v1 as the DLP stage writes it (sealed per message)."""
+    token = tokenize(KEYS, "US_SSN", value, TokenizeParams())
+    sealed_at = T0 + timedelta(seconds=offset)
+    entry: dict[str, Any] = {
+        "token": token,
+        "entity": "US_SSN",
+        "sealed": seal_value(private.public, token, "US_SSN", value),
+        "key_id": private.public.key_id,
+        "event_id": event_id,
+        "sealed_at": sealed_at,
+    }
+    meta = EventMeta(
+        id=f"vault-{event_id}",
+        source="/crm-hub/processors/sales",
+        type="crm.dlp.vault-entry.v1",
+        subject="L-1",
+        time=sealed_at,
+    )
+    return ConsumedEvent(DLP_VAULT, 0, offset, token, meta, entry, b"v%d" % offset)
+
+
+def _vault(engine: Engine, private: VaultPrivateKey) -> TokenVault:
+    """The vault as the projection leaves it after the stage vaulted TOKEN's value."""
+    ProjectionStore(engine, audit_key=b"audit").apply([vault_event(private, 0, "ev-1")])
+    return TokenVault(engine, {"privacy-officer"})
+
+
+def test_the_projection_keeps_the_first_entry_of_a_token(
     engine: Engine, private: VaultPrivateKey
 ) -> None:
-    vault = _vault(engine, private)
-    again = seal_value(private.public, TOKEN, "US_SSN", SSN)
-    assert not vault.put(
-        TOKEN, "US_SSN", again, key_id=private.public.key_id, event_id="ev-2", at=T0
-    )
+    """The same value in three events (two in one batch, one later): one row, the first
+    event's; audited like every consumed event; never the value in clear."""
+    store = ProjectionStore(engine, audit_key=b"audit")
+    first = store.apply([vault_event(private, 0, "ev-1"), vault_event(private, 1, "ev-2")])
+    later = store.apply([vault_event(private, 2, "ev-3")])
+    assert (first.vaulted, later.vaulted) == (1, 1)
     with engine.connect() as conn:
         rows = conn.execute(select(DlpVaultEntry)).all()
     assert len(rows) == 1
-    assert rows[0].first_event_id == "ev-1"
+    assert (rows[0].token, rows[0].first_event_id) == (TOKEN, "ev-1")
     assert SSN.encode() not in rows[0].sealed
+    assert store.counts()["vault_tokens"] == 1
+    assert store.counts()["audit_entries"] == 3
+    revealed = TokenVault(engine, {"privacy-officer"}).reveal(
+        TOKEN, private, actor="ana", role="privacy-officer", reason="check", now=T0
+    )
+    assert revealed == SSN
 
 
 def test_an_allowed_role_with_the_private_key_gets_the_value_and_is_logged(
