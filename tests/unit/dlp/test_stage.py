@@ -16,6 +16,7 @@ from hub.dlp.engine import Engine
 from hub.dlp.operators import keyring_from_master
 from hub.dlp.policy import PolicyResolver, load_dlp_policy
 from hub.dlp.stage import DlpStage, Protected, declared_pii
+from hub.dlp.vault import VaultPrivateKey, VaultPublicKey, open_value
 
 ROOT = Path(__file__).resolve().parents[3]
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -53,8 +54,7 @@ RECORDS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def stage() -> DlpStage:
+def sales_stage(vault_key: VaultPublicKey | None = None) -> DlpStage:
     policy = load_dlp_policy(ROOT / "policies" / "dlp.yaml")
     return DlpStage(
         Engine(registry.load()),
@@ -63,7 +63,13 @@ def stage() -> DlpStage:
         department="sales",
         topic="crm.raw.sales.leads.v1",
         declared=declared_pii(ROOT / "schemas" / "sales" / "Lead.avsc"),
+        vault_key=vault_key,
     )
+
+
+@pytest.fixture(scope="module")
+def stage() -> DlpStage:
+    return sales_stage()
 
 
 def count(entity: str, operator: str) -> float:
@@ -141,19 +147,8 @@ def test_tokenized_values_go_to_the_vault_sealed_and_come_back_with_the_private_
     """With a vault key, each token the stage writes comes with its vault entry: the value
     sealed to the key, which the private key opens — and nothing else in the entry holds
     the value. Without one (the fixture), tokens are irreversible and no entry is made."""
-    from hub.dlp.vault import VaultPrivateKey, open_value
-
     private = VaultPrivateKey.generate()
-    policy = load_dlp_policy(ROOT / "policies" / "dlp.yaml")
-    vaulting = DlpStage(
-        Engine(registry.load()),
-        PolicyResolver(policy),
-        keyring_from_master(b"k" * 32),
-        department="sales",
-        topic="crm.raw.sales.leads.v1",
-        declared=declared_pii(ROOT / "schemas" / "sales" / "Lead.avsc"),
-        vault_key=private.public,
-    )
+    vaulting = sales_stage(private.public)
     ssn, both = vaulting.protect_many(
         [RECORDS[1], RECORDS[5]], event_ids=["e1", "e5"], times=[NOW, NOW]
     )
