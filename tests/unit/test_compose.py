@@ -52,3 +52,5 @@ def test_every_hub_worker_runs_with_valid_settings(
         assert settings.kafka_bootstrap == "kafka:9092"
         assert settings.effective_database_url.startswith("postgresql://")
         assert settings.schema_registry_url == "http://schema-registry:8081"
+        # the keys a worker generates (DLP, audit, token vault) are on one shared volume
+        assert f"hub-home:{settings.home}" in svc["volumes"], svc["command"]
