@@ -192,6 +192,7 @@ class DlpStage:
             out[name] = text
         if result.blocked:
             result.record = None
+            result.vault.clear()  # the record does not travel: nothing of it goes to the vault
         return result
 
     def _vault_entry(

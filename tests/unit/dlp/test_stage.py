@@ -165,6 +165,10 @@ def test_tokenized_values_go_to_the_vault_sealed_and_come_back_with_the_private_
     assert again["token"] == token
     assert again["event_id"] == "e5"
     assert again["sealed"] == entry["sealed"]
+    # a blocked record (a leaked key beside the SSN) goes to quarantine: nothing vaulted
+    blocked = vaulting.protect(lead(7, f"ssn {SSN}, key {AWS}"), event_id="e7", now=NOW)
+    assert blocked.record is None
+    assert blocked.vault == []
     # masked, redacted or blocked values have no way back
     assert all(
         not p.vault
