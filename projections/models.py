@@ -265,9 +265,11 @@ class AuditEntry(Base):
     signature: Mapped[str] = mapped_column(String(64))
 
 
-class DlpVaultEntry(Base):
+class DlpVaultEntry(SourceLineage, Base):
     """The token vault (`hub.dlp.vault`): a deterministic token and its value sealed to the
-    vault's public key, which only the private key's holder opens. One row per token."""
+    vault's public key, which only the private key's holder opens. One row per token, from
+    its latest entry on ``crm.dlp.vault.v1`` — the entry compaction keeps, so a vault rebuilt
+    from the compacted topic equals the live one."""
 
     __tablename__ = "dlp_token_vault"
 
@@ -275,8 +277,8 @@ class DlpVaultEntry(Base):
     entity: Mapped[str] = mapped_column(Text)
     sealed: Mapped[bytes] = mapped_column(LargeBinary, doc="X25519 + AES-256-GCM sealed value")
     key_id: Mapped[str] = mapped_column(String(16), doc="Which vault key the value is sealed to")
-    first_event_id: Mapped[str] = mapped_column(Text, doc="The event the token first came from")
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    event_id: Mapped[str] = mapped_column(Text, doc="The latest event the token came from")
+    sealed_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class DlpVaultReveal(Base):

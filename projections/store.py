@@ -112,9 +112,10 @@ EMPLOYEE_CONFLICT = OnConflict(("employee_id",), EMPLOYEE_UPDATE, NEWER)
 ERASURE_COLUMNS = ("employee_id", "erased_at", "source_system", "last_event_id", "updated_at")
 # The first erasure stays: a re-delivered or repeated one changes nothing.
 ERASURE_CONFLICT = OnConflict(("employee_id",))
-VAULT_COLUMNS = ("token", "entity", "sealed", "key_id", "first_event_id", "created_at")
-# A token's first vault entry stays (the same value again, or a re-delivery, adds nothing).
-VAULT_CONFLICT = OnConflict(("token",))
+VAULT_UPDATE = ("entity", "sealed", "key_id", "event_id", "sealed_at", *LINEAGE)
+VAULT_COLUMNS = ("token", *VAULT_UPDATE)
+# A token's latest entry wins, as on the compacted topic (an older re-delivery loses).
+VAULT_CONFLICT = OnConflict(("token",), VAULT_UPDATE, NEWER)
 
 # Attribution: which e-mail events are touches (an engagement, not a send or a bounce).
 TOUCH_EVENT_TYPES = frozenset({"OPEN", "CLICK"})
@@ -320,6 +321,7 @@ LEAD_KEY = itemgetter("lead_id")
 CONTACT_KEY = itemgetter("contact_id")
 CASE_KEY = itemgetter("ticket_id")
 EMPLOYEE_KEY = itemgetter("employee_id")
+VAULT_KEY = itemgetter("token")
 
 
 def _touch_id(v: dict[str, Any]) -> str:
@@ -426,7 +428,7 @@ class ProjectionStore:
                 self._touch_values,
                 times,
             )
-            vault_rows = self._vault_rows(by_topic.get(t.vault, ()))
+            vault_rows = _latest(by_topic.get(t.vault, ()), VAULT_KEY, self._vault_values, times)
             redrive_rows = self._redrive_rows(by_topic.get(t.redrives, ()))
             q_rows, reason_rows = self._quarantine_rows(
                 conn, by_topic.get(t.quarantine, []), undecodable, redrive_rows
@@ -656,24 +658,10 @@ class ProjectionStore:
             )
         return list(first.values())
 
-    def _vault_rows(self, events: Sequence[ConsumedEvent]) -> list[Row]:
-        """One row per token: its first entry (the value stays sealed; `hub.dlp.vault`)."""
-        time = self._writer.time
-        first: dict[str, Row] = {}
-        for e in events:
-            v = e.value
-            first.setdefault(
-                v["token"],
-                (
-                    v["token"],
-                    v["entity"],
-                    v["sealed"],
-                    v["key_id"],
-                    v["event_id"],
-                    time(utc(v["sealed_at"])),
-                ),
-            )
-        return list(first.values())
+    def _vault_values(self, v: dict[str, Any]) -> Row:
+        """A vault entry's columns (the value stays sealed; `hub.dlp.vault`)."""
+        sealed_at = self._writer.time(utc(v["sealed_at"]))
+        return (v["entity"], v["sealed"], v["key_id"], v["event_id"], sealed_at)
 
     def _employee_rows(
         self,

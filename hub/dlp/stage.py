@@ -199,7 +199,7 @@ class DlpStage:
         self, token: str, entity: str, value: str, event_id: str, now: datetime
     ) -> dict[str, Any]:
         """The vault entry of `token`: emitted with every event the token is in (the vault
-        keeps the first), sealed once per token while it stays in the cache."""
+        keeps the latest, as compaction does), sealed once per token while it is cached."""
         assert self.vault_key is not None
         sealed = self._sealed.get(token)
         if sealed is None:

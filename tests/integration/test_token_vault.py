@@ -90,26 +90,56 @@ def _vault(engine: Engine, private: VaultPrivateKey) -> TokenVault:
     return TokenVault(engine, {"privacy-officer"})
 
 
-def test_the_projection_keeps_the_first_entry_of_a_token(
-    engine: Engine, private: VaultPrivateKey
-) -> None:
-    """The same value in three events (two in one batch, one later): one row, the first
-    event's; audited like every consumed event; never the value in clear."""
-    store = ProjectionStore(engine, audit_key=b"audit")
-    first = store.apply([vault_event(private, 0, "ev-1"), vault_event(private, 1, "ev-2")])
-    later = store.apply([vault_event(private, 2, "ev-3")])
-    assert (first.vaulted, later.vaulted) == (1, 1)
+def _rows(engine: Engine) -> list[tuple[Any, ...]]:
     with engine.connect() as conn:
-        rows = conn.execute(select(DlpVaultEntry)).all()
-    assert len(rows) == 1
-    assert (rows[0].token, rows[0].first_event_id) == (TOKEN, "ev-1")
-    assert SSN.encode() not in rows[0].sealed
+        return [tuple(r) for r in conn.execute(select(DlpVaultEntry.__table__))]
+
+
+def test_the_projection_keeps_a_tokens_latest_entry_and_a_rebuild_equals_it(
+    engine: Engine, private: VaultPrivateKey, database_urls: list[str], tmp_path: Path
+) -> None:
+    """The same value in three events (two in one batch, one later): one row, the latest
+    entry's — the one the compacted topic keeps, so a vault rebuilt from the compacted
+    topic equals the live one. An older entry re-delivered after it changes nothing."""
+    events = [vault_event(private, n, f"ev-{n + 1}") for n in range(3)]
+    store = ProjectionStore(engine, audit_key=b"audit")
+    first = store.apply(events[:2])
+    later = store.apply(events[2:])
+    store.apply([events[0]])  # an old entry again (its event id is new to nobody: skipped)
+    assert (first.vaulted, later.vaulted) == (1, 1)
+    (row,) = _rows(engine)
+    with engine.connect() as conn:
+        entry = conn.execute(select(DlpVaultEntry)).one()
+    assert (entry.token, entry.event_id, entry.source_offset) == (TOKEN, "ev-3", 2)
+    assert entry.sealed == events[2].value["sealed"]
+    assert SSN.encode() not in entry.sealed
     assert store.counts()["vault_tokens"] == 1
     assert store.counts()["audit_entries"] == 3
     revealed = TokenVault(engine, {"privacy-officer"}).reveal(
         TOKEN, private, actor="ana", role="privacy-officer", reason="check", now=T0
     )
     assert revealed == SSN
+    # rebuilt from the compacted topic (only the last entry of the token is left)
+    backend = "sqlite" if engine.dialect.name == "sqlite" else "postgresql"
+    with fresh_database(backend, database_urls, tmp_path / "rebuild") as url:
+        rebuilt = make_engine(url)
+        ProjectionStore(rebuilt, audit_key=b"audit").apply(events[2:])
+        assert _rows(rebuilt) == [row]
+        rebuilt.dispose()
+
+
+def test_an_older_entry_delivered_late_does_not_replace_a_newer_one(
+    engine: Engine, private: VaultPrivateKey
+) -> None:
+    """At-least-once delivery: an entry from an earlier offset, with an event id the vault
+    has not seen, arriving after a later one, loses to it."""
+    older, newer = vault_event(private, 4, "ev-old"), vault_event(private, 9, "ev-new")
+    store = ProjectionStore(engine, audit_key=b"audit")
+    store.apply([newer])
+    store.apply([older])
+    with engine.connect() as conn:
+        entry = conn.execute(select(DlpVaultEntry)).one()
+    assert (entry.event_id, entry.source_offset) == ("ev-new", 9)
 
 
 def test_an_allowed_role_with_the_private_key_gets_the_value_and_is_logged(

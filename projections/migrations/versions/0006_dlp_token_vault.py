@@ -28,8 +28,13 @@ def upgrade() -> None:
         sa.Column("entity", sa.Text(), nullable=False),
         sa.Column("sealed", sa.LargeBinary(), nullable=False),
         sa.Column("key_id", sa.String(16), nullable=False),
-        sa.Column("first_event_id", sa.Text(), nullable=False),
-        sa.Column("created_at", TS, nullable=False),
+        sa.Column("event_id", sa.Text(), nullable=False),
+        sa.Column("sealed_at", TS, nullable=False),
+        sa.Column("last_event_id", sa.Text(), nullable=False),
+        sa.Column("source_topic", sa.Text(), nullable=False),
+        sa.Column("source_partition", sa.Integer(), nullable=False),
+        sa.Column("source_offset", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", TS, nullable=False),
         sa.PrimaryKeyConstraint("token", name="pk_dlp_token_vault"),
     )
     op.create_table(
