@@ -316,7 +316,7 @@ def stages(
             "create_app() with the processor chain as create_app builds it by default "
             f"(see the next rows for its parts) over all {published:,} raw events; "
             "outputs counted on the clean and quarantine topics (one per input; DLP "
-            "incidents go to a third topic, not counted)."
+            "incidents and token-vault entries go to two more topics, not counted)."
         ),
         target_ratio=VALIDATION_TARGET,
         target=f"≥ {VALIDATION_TARGET:.0%} of passthrough",
