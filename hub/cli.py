@@ -88,17 +88,32 @@ def demo(
 
 @audit_app.command("verify")
 def audit_verify() -> None:
-    """Recompute every hash chain of the audit trail; name the first broken link."""
+    """Recompute every hash chain of the audit trail and of the token vault's access log;
+    name the first broken link."""
+    from projections.access_log import verify_log
     from projections.audit import verify_chain
     from projections.db import make_engine
 
     settings = _settings()
-    result = verify_chain(make_engine(settings.effective_database_url), settings.audit_key_bytes())
+    engine = make_engine(settings.effective_database_url)
+    try:
+        result = verify_chain(engine, settings.audit_key_bytes())
+        log = verify_log(engine, settings.audit_key_bytes())
+    finally:
+        engine.dispose()
+    broken = False
     if result.ok:
         console.print(f"[green]audit trail verified[/]: {result.checked} entries, chains intact")
-        return
-    err_console.print(f"[red]audit trail broken[/]: {result.describe()}")
-    raise typer.Exit(1)
+    else:
+        err_console.print(f"[red]audit trail broken[/]: {result.describe()}")
+        broken = True
+    if log.ok:
+        console.print(f"[green]vault access log verified[/]: {log.describe()}")
+    else:
+        err_console.print(f"[red]vault access log broken[/]: {log.describe()}")
+        broken = True
+    if broken:
+        raise typer.Exit(1)
 
 
 def main() -> None:

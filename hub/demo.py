@@ -267,7 +267,7 @@ def reveal_one(settings: Settings, engine: Engine) -> str:
     if row is None:
         return "no token in the vault"
     roles = load_dlp_policy(settings.policies_dir / "dlp.yaml").vault.reveal_roles
-    vault = TokenVault(engine, set(roles))
+    vault = TokenVault(engine, set(roles), log_key=settings.audit_key_bytes())
     value = vault.reveal(
         row.token,
         VaultPrivateKey.load(settings.vault_private_key_path),

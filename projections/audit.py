@@ -62,14 +62,14 @@ def utc(t: datetime) -> datetime:
 _U32 = struct.Struct(">I").pack
 
 
-def _field(text: str) -> bytes:
+def length_prefixed(text: str) -> bytes:
     data = text.encode("utf-8")
     return _U32(len(data)) + data
 
 
 def chain_prefix(topic: str, partition: int) -> bytes:
     """The encoded topic and partition: the same for every link of one chain."""
-    return _field(topic) + _field(str(partition))
+    return length_prefixed(topic) + length_prefixed(str(partition))
 
 
 def encode_link(
@@ -87,14 +87,14 @@ def encode_link(
     return b"".join(
         (
             ENCODING_TAG,
-            _field(prev_hash),
+            length_prefixed(prev_hash),
             prefix,
-            _field(str(offset)),
-            _field(event_id),
-            _field(event_type),
-            _field(subject),
-            _field(event_time),
-            _field(payload_digest),
+            length_prefixed(str(offset)),
+            length_prefixed(event_id),
+            length_prefixed(event_type),
+            length_prefixed(subject),
+            length_prefixed(event_time),
+            length_prefixed(payload_digest),
         )
     )
 

@@ -283,9 +283,14 @@ class DlpVaultEntry(SourceLineage, Base):
 
 class DlpVaultReveal(Base):
     """Insert-only access log of the token vault: one row per reveal attempt, whatever its
-    outcome (revealed, role-denied, unknown-token, key-mismatch). Never the value."""
+    outcome (revealed, role-denied, unknown-token, key-mismatch). Never the value. A signed
+    hash chain in ``seq`` order (`projections.access_log`); the link columns are empty only
+    on rows written before revision 0007."""
 
     __tablename__ = "dlp_vault_reveals"
+    # One row may follow a given row: of two concurrent reveals, the second to commit
+    # fails here and retries after the first.
+    __table_args__ = (UniqueConstraint("prev_hash"),)
 
     seq: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
     token: Mapped[str] = mapped_column(Text)
@@ -295,6 +300,9 @@ class DlpVaultReveal(Base):
     reason: Mapped[str] = mapped_column(Text)
     outcome: Mapped[str] = mapped_column(String(20))
     at: Mapped[datetime] = mapped_column(UtcDateTime)
+    prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    signature: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class ProjectionOffset(Base):

@@ -323,7 +323,8 @@ def reveal(
 ) -> None:
     """Turn TOKEN back into its value, for a role the DLP policy lets reveal and with the
     vault's private key. Every attempt, refused or not, is in the access log
-    (dlp_vault_reveals), never with the value."""
+    (dlp_vault_reveals, a signed hash chain that `crmhub audit verify` checks), never with
+    the value."""
     import getpass
     from datetime import UTC, datetime
 
@@ -337,7 +338,7 @@ def reveal(
     roles = load_dlp_policy(settings.policies_dir / "dlp.yaml").vault.reveal_roles
     engine = make_engine(settings.effective_database_url)
     try:
-        value = TokenVault(engine, set(roles)).reveal(
+        value = TokenVault(engine, set(roles), log_key=settings.audit_key_bytes()).reveal(
             token,
             key,
             actor=actor or getpass.getuser(),

@@ -14,8 +14,9 @@ so joins on tokens work without the vault.
 The role check and the access log are the second lock: `TokenVault.reveal` refuses a role
 the policy's ``vault.reveal_roles`` does not name, and writes one ``dlp_vault_reveals`` row
 per attempt — who, in which role, why, which token and entity, the outcome — never the
-value. The role is the caller's claim until the hub has its own sign-in; the private key is
-what enforces the rule today.
+value. The log is a signed hash chain (`projections.access_log`, key: the audit key), so an
+edited or deleted row shows in ``crmhub audit verify``. The role is the caller's claim until
+the hub has its own sign-in; the private key is what enforces the rule today.
 """
 
 from __future__ import annotations
@@ -34,9 +35,10 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from hub.errors import ConfigError, DataQualityError, FatalError, HubError
+from hub.errors import ConfigError, DataQualityError, FatalError, HubError, RetriableError
 
 _VERSION = b"\x01"
 _INFO = b"crmhub token vault v1"
@@ -46,6 +48,10 @@ GRANTED, DENIED, UNKNOWN, UNOPENED = "revealed", "role-denied", "unknown-token",
 
 class RevealDenied(HubError):
     """The role may not reveal tokens (the attempt is on record)."""
+
+
+class ChainContention(RetriableError):
+    """Concurrent reveals kept taking the access log's next place first."""
 
 
 class UnknownToken(HubError):
@@ -155,9 +161,17 @@ class TokenVault:
     ``crm.dlp.vault.v1``: `projections.store`) with its access log (``dlp_vault_reveals``),
     in the read model's database."""
 
-    def __init__(self, engine: Engine, reveal_roles: frozenset[str] | set[str]) -> None:
+    #: Tries at the access log's next place when concurrent reveals keep taking it first.
+    ATTEMPTS = 5
+
+    def __init__(
+        self, engine: Engine, reveal_roles: frozenset[str] | set[str], *, log_key: bytes
+    ) -> None:
+        if not log_key:
+            raise ConfigError("the vault's access log needs the audit key to sign its rows")
         self.engine = engine
         self.reveal_roles = frozenset(reveal_roles)
+        self.log_key = log_key
 
     def reveal(
         self,
@@ -171,10 +185,44 @@ class TokenVault:
     ) -> str:
         """The value behind `token`, for `actor` acting as `role` with `reason`. Every call
         leaves one access-log row, whatever its outcome; the value is never in it."""
-        from projections.models import DlpVaultEntry, DlpVaultReveal
-
         if not actor.strip() or not reason.strip():
             raise DataQualityError("a reveal needs the actor's name and a reason")
+        for attempt in range(self.ATTEMPTS):
+            try:
+                outcome, value = self._logged_attempt(token, private, actor, role, reason, now)
+                break
+            except DBAPIError as exc:
+                # another reveal took the log's next place: read the new last row, again
+                if not _lost_race(exc):
+                    raise
+                if attempt == self.ATTEMPTS - 1:
+                    raise ChainContention(
+                        "the vault's access log is busy with concurrent reveals; try again"
+                    ) from None
+        if outcome == DENIED:
+            allowed = ", ".join(sorted(self.reveal_roles)) or "none"
+            raise RevealDenied(f"role {role!r} may not reveal tokens (allowed: {allowed})")
+        if outcome == UNKNOWN:
+            raise UnknownToken("the vault holds no value for this token")
+        if outcome == UNOPENED:
+            raise FatalError("the vault value does not open with this key (or was altered)")
+        assert value is not None
+        return value
+
+    def _logged_attempt(
+        self,
+        token: str,
+        private: VaultPrivateKey,
+        actor: str,
+        role: str,
+        reason: str,
+        now: datetime,
+    ) -> tuple[str, str | None]:
+        """One transaction: look the token up, open it if the role may, and chain the
+        attempt into the access log. (outcome, the value when revealed)."""
+        from projections.access_log import RevealRecord, append
+        from projections.models import DlpVaultEntry
+
         with Session(self.engine) as session, session.begin():
             entry = session.scalar(select(DlpVaultEntry).where(DlpVaultEntry.token == token))
             outcome, value = GRANTED, None
@@ -187,29 +235,28 @@ class TokenVault:
                     value = open_value(private, token, entry.entity, entry.sealed)
                 except FatalError:
                     outcome = UNOPENED
-            session.add(
-                DlpVaultReveal(
-                    token=token,
-                    entity=entry.entity if entry is not None else None,
-                    actor=actor,
-                    role=role,
-                    reason=reason,
-                    outcome=outcome,
-                    at=now,
-                )
-            )
-        if outcome == DENIED:
-            allowed = ", ".join(sorted(self.reveal_roles)) or "none"
-            raise RevealDenied(f"role {role!r} may not reveal tokens (allowed: {allowed})")
-        if outcome == UNKNOWN:
-            raise UnknownToken("the vault holds no value for this token")
-        if outcome == UNOPENED:
-            raise FatalError("the vault value does not open with this key (or was altered)")
-        assert value is not None
-        return value
+            entity = entry.entity if entry is not None else None
+            record = RevealRecord(token, entity, actor, role, reason, outcome, now)
+            append(session, record, self.log_key)
+        return outcome, value
+
+
+def _lost_race(exc: DBAPIError) -> bool:
+    """Whether a reveal's transaction failed because another one wrote the access log's
+    next row first: the unique link (PostgreSQL, or SQLite once the other committed), or
+    SQLite refusing to turn this reader into a writer while the other writes (SQLITE_BUSY,
+    which it answers at once rather than wait on a deadlock)."""
+    if isinstance(exc, IntegrityError):
+        return "prev_hash" in str(exc.orig)  # the unique link, not another constraint
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    return isinstance(exc, OperationalError) and code is not None and code & 0xFF == _BUSY
+
+
+_BUSY = 5  # SQLITE_BUSY; extended codes (BUSY_SNAPSHOT, ...) keep it in their low byte
 
 
 __all__ = [
+    "ChainContention",
     "RevealDenied",
     "TokenVault",
     "UnknownToken",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -130,7 +131,8 @@ def test_reveal_gives_the_value_to_the_policys_role_only_and_logs_both(tmp_path:
     settings.vault_public_key()  # generates the pair into HUB_HOME, as the processors do
     private = VaultPrivateKey.load(settings.vault_private_key_path)
     engine = make_engine(settings.effective_database_url)
-    ProjectionStore(engine, audit_key=b"audit").apply([vault_event(private, 0, "ev-1")])
+    store = ProjectionStore(engine, audit_key=settings.audit_key_bytes())
+    store.apply([vault_event(private, 0, "ev-1")])
     denied = crmhub(
         "dlp",
         "reveal",
@@ -159,3 +161,15 @@ def test_reveal_gives_the_value_to_the_policys_role_only_and_logs_both(tmp_path:
         ("privacy-officer", "revealed", "DSAR 1187"),
     ]
     assert log[1].actor == "ana"
+    # The auditor's check covers the access log: intact, then an edited row is named.
+    ok = crmhub("audit", "verify", cwd=tmp_path, HUB_HOME=str(home), COLUMNS="200")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "vault access log verified: 2 reveals verified" in ok.stdout
+    with sqlite3.connect(home / "hub.db") as conn:
+        conn.execute("UPDATE dlp_vault_reveals SET reason = 'routine' WHERE seq = ?", (log[0].seq,))
+    broken = crmhub("audit", "verify", cwd=tmp_path, HUB_HOME=str(home), COLUMNS="200")
+    assert broken.returncode == 1, broken.stdout + broken.stderr
+    assert f"vault access log broken: hash mismatch at access-log seq {log[0].seq}" in (
+        broken.stderr
+    )
+    assert "audit trail verified" in broken.stdout  # the other chains are still checked

@@ -5,13 +5,14 @@ is in the access log, which never holds the value."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, insert, select, text
 
 from hub.dlp.operators import KeyRing, TokenizeParams, tokenize
 from hub.dlp.vault import (
@@ -24,6 +25,8 @@ from hub.dlp.vault import (
 from hub.errors import DataQualityError, FatalError
 from hub.events import EventMeta
 from hub.topics import DLP_VAULT
+from projections.access_log import verify_log
+from projections.audit import GENESIS_HASH
 from projections.db import make_engine
 from projections.models import DlpVaultEntry, DlpVaultReveal
 from projections.store import ConsumedEvent, ProjectionStore
@@ -35,6 +38,7 @@ T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 SSN = "078-05-1120"
 KEYS = KeyRing({"default": b"k" * 32})
 TOKEN = tokenize(KEYS, "US_SSN", SSN, TokenizeParams())
+LOG_KEY = b"audit-key-for-the-access-log"
 
 
 @pytest.fixture(params=BACKENDS)
@@ -87,7 +91,7 @@ def vault_event(
 def _vault(engine: Engine, private: VaultPrivateKey) -> TokenVault:
     """The vault as the projection leaves it after the stage vaulted TOKEN's value."""
     ProjectionStore(engine, audit_key=b"audit").apply([vault_event(private, 0, "ev-1")])
-    return TokenVault(engine, {"privacy-officer"})
+    return TokenVault(engine, {"privacy-officer"}, log_key=LOG_KEY)
 
 
 def _rows(engine: Engine) -> list[tuple[Any, ...]]:
@@ -115,7 +119,7 @@ def test_the_projection_keeps_a_tokens_latest_entry_and_a_rebuild_equals_it(
     assert SSN.encode() not in entry.sealed
     assert store.counts()["vault_tokens"] == 1
     assert store.counts()["audit_entries"] == 3
-    revealed = TokenVault(engine, {"privacy-officer"}).reveal(
+    revealed = TokenVault(engine, {"privacy-officer"}, log_key=LOG_KEY).reveal(
         TOKEN, private, actor="ana", role="privacy-officer", reason="check", now=T0
     )
     assert revealed == SSN
@@ -188,3 +192,122 @@ def test_a_reveal_needs_an_actor_and_a_reason(engine: Engine, private: VaultPriv
         vault.reveal(TOKEN, private, actor="ana", role="privacy-officer", reason=" ", now=T0)
     with engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(DlpVaultReveal)) == 0
+
+
+# -- the access log's hash chain -----------------------------------------------------------
+def _reveal_each_outcome(vault: TokenVault, private: VaultPrivateKey) -> None:
+    """Four attempts: revealed, role-denied, unknown-token, revealed."""
+    vault.reveal(TOKEN, private, actor="ana", role="privacy-officer", reason="DSAR 1", now=T0)
+    with pytest.raises(RevealDenied):
+        vault.reveal(TOKEN, private, actor="bob", role="sales-rep", reason="curious", now=T0)
+    with pytest.raises(UnknownToken):
+        vault.reveal("tok_none", private, actor="ana", role="privacy-officer", reason="x", now=T0)
+    later = T0 + timedelta(minutes=5)
+    vault.reveal(TOKEN, private, actor="ana", role="privacy-officer", reason="DSAR 2", now=later)
+
+
+def _seqs(engine: Engine) -> list[int]:
+    with engine.connect() as conn:
+        return list(conn.scalars(select(DlpVaultReveal.seq).order_by(DlpVaultReveal.seq)))
+
+
+def test_the_access_log_is_a_signed_chain_that_verifies(
+    engine: Engine, private: VaultPrivateKey
+) -> None:
+    _reveal_each_outcome(_vault(engine, private), private)
+    check = verify_log(engine, LOG_KEY)
+    assert (check.ok, check.checked, check.unlinked_before) == (True, 4, 0)
+    with engine.connect() as conn:
+        rows = conn.execute(select(DlpVaultReveal).order_by(DlpVaultReveal.seq)).all()
+    assert rows[0].prev_hash == GENESIS_HASH
+    assert [r.prev_hash for r in rows[1:]] == [r.hash for r in rows[:-1]]
+    assert not verify_log(engine, b"another key").ok  # signatures are keyed
+
+
+@pytest.mark.parametrize(
+    ("tamper", "reason", "at"),
+    [
+        (
+            "UPDATE dlp_vault_reveals SET reason = 'routine check' WHERE seq = :s2",
+            "hash mismatch",
+            2,
+        ),
+        ("UPDATE dlp_vault_reveals SET outcome = 'revealed' WHERE seq = :s2", "hash mismatch", 2),
+        ("DELETE FROM dlp_vault_reveals WHERE seq = :s2", "prev link mismatch", 3),
+        ("DELETE FROM dlp_vault_reveals WHERE seq = :s1", "prev link mismatch", 2),
+        (
+            "UPDATE dlp_vault_reveals SET prev_hash = NULL, hash = NULL, signature = NULL "
+            "WHERE seq = :s3",
+            "unlinked row",
+            3,
+        ),
+        ("UPDATE dlp_vault_reveals SET signature = :forged WHERE seq = :s3", "bad signature", 3),
+    ],
+    ids=[
+        "edited-reason",
+        "edited-outcome",
+        "deleted-middle",
+        "deleted-first",
+        "unlinked",
+        "forged",
+    ],
+)
+def test_an_edited_or_deleted_row_breaks_the_chain_where_it_happened(
+    engine: Engine, private: VaultPrivateKey, tamper: str, reason: str, at: int
+) -> None:
+    _reveal_each_outcome(_vault(engine, private), private)
+    seqs = _seqs(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            text(tamper),
+            {"s1": seqs[0], "s2": seqs[1], "s3": seqs[2], "forged": "0" * 64},
+        )
+    check = verify_log(engine, LOG_KEY)
+    assert not check.ok
+    assert (check.reason, check.broken_seq) == (reason, seqs[at - 1])
+    assert f"{reason} at access-log seq {seqs[at - 1]}" in check.describe()
+
+
+def test_rows_from_before_the_chain_are_counted_apart(
+    engine: Engine, private: VaultPrivateKey
+) -> None:
+    """A log written before revision 0007 has rows without links: they are named, not
+    verified, and the chain starts after them."""
+    with engine.begin() as conn:
+        conn.execute(
+            insert(DlpVaultReveal.__table__),
+            [
+                {"token": TOKEN, "entity": "US_SSN", "actor": "old", "role": "privacy-officer",
+                 "reason": "before 0007", "outcome": "revealed", "at": T0},
+            ] * 2,
+        )  # fmt: skip
+    _reveal_each_outcome(_vault(engine, private), private)
+    check = verify_log(engine, LOG_KEY)
+    assert (check.ok, check.checked, check.unlinked_before) == (True, 4, 2)
+    assert "2 older unlinked rows" in check.describe()
+
+
+def test_concurrent_reveals_each_take_their_own_place_in_the_chain(
+    engine: Engine, private: VaultPrivateKey
+) -> None:
+    """Two threads revealing at once: the unique link makes the later commit of a pair
+    that read the same last row fail, and it retries after the other; the chain stays one
+    line with every attempt in it."""
+    vault = _vault(engine, private)
+    vault.ATTEMPTS = 50  # this test races on purpose, far more than people reveal
+    start = threading.Barrier(2)
+
+    def reveal_many(actor: str) -> None:
+        start.wait()
+        for n in range(15):
+            vault.reveal(
+                TOKEN, private, actor=actor, role="privacy-officer", reason=f"#{n}", now=T0
+            )
+
+    threads = [threading.Thread(target=reveal_many, args=(a,)) for a in ("ana", "eva")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    check = verify_log(engine, LOG_KEY)
+    assert (check.ok, check.checked) == (True, 30), check.describe()
