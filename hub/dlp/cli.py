@@ -1,4 +1,5 @@
-"""`crmhub dlp scan|explain`: ad-hoc scans with the same engine the processor runs."""
+"""`crmhub dlp scan|explain`: ad-hoc scans with the same engine the processor runs; and
+the token vault's commands (`vault-keygen`, `reveal`, `access-log`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -349,3 +351,67 @@ def reveal(
     finally:
         engine.dispose()
     sys.stdout.write(value + "\n")
+
+
+@app.command("access-log")
+def access_log(
+    token: Annotated[str | None, typer.Option(help="Only attempts on this token")] = None,
+    actor: Annotated[str | None, typer.Option(help="Only this actor's attempts")] = None,
+    since: Annotated[
+        datetime | None,
+        typer.Option(
+            help="Only attempts at or after this time (UTC unless it names a zone)",
+            formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"],
+        ),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first")] = 50,
+    fmt: Annotated[str, typer.Option("--format", help="table or jsonl")] = "table",
+) -> None:
+    """The token vault's access log, newest first: who asked for which token, in which
+    role, why, and what came of it — never a value. `crmhub audit verify` proves it
+    unaltered."""
+    from sqlalchemy import select
+
+    from hub.settings import load_settings
+    from projections.audit import canonical_time, utc
+    from projections.db import make_engine
+    from projections.models import DlpVaultReveal
+
+    if fmt not in ("table", "jsonl"):
+        raise ConfigError("--format must be table or jsonl")
+    query = select(DlpVaultReveal).order_by(DlpVaultReveal.seq.desc()).limit(limit)
+    if token is not None:
+        query = query.where(DlpVaultReveal.token == token)
+    if actor is not None:
+        query = query.where(DlpVaultReveal.actor == actor)
+    if since is not None:
+        query = query.where(DlpVaultReveal.at >= utc(since))
+    engine = make_engine(load_settings().effective_database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(query).all()
+    finally:
+        engine.dispose()
+    if fmt == "jsonl":
+        for r in rows:
+            entry = {
+                "seq": r.seq, "at": canonical_time(r.at), "actor": r.actor, "role": r.role,
+                "outcome": r.outcome, "entity": r.entity, "token": r.token, "reason": r.reason,
+            }  # fmt: skip
+            sys.stdout.write(json.dumps(entry) + "\n")
+        return
+    # One block per attempt, not a table: at 80 columns, eight columns cut the token,
+    # which is what a reader copies to look further.
+    for r in rows:
+        at = utc(r.at).strftime("%Y-%m-%d %H:%M:%S UTC")
+        style = "green" if r.outcome == "revealed" else "red"
+        console.print(Text.assemble((f"#{r.seq}", "bold"), f"  {at}  ", (r.outcome, style)))
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="dim", no_wrap=True)
+        grid.add_column(overflow="fold")
+        # Text, not markup: the actor and reason are whatever the caller typed.
+        grid.add_row("actor", Text(f"{r.actor} (role {r.role})"))
+        grid.add_row("token", Text(f"{r.token} ({r.entity or 'not in the vault'})"))
+        grid.add_row("reason", Text(r.reason))
+        console.print(Padding(grid, (0, 0, 1, 4)))
+    console.print(f"{len(rows)} attempt(s)")

@@ -140,7 +140,7 @@ def test_reveal_gives_the_value_to_the_policys_role_only_and_logs_both(tmp_path:
         "--role",
         "sales-rep",
         "--reason",
-        "curious",
+        "curious [bold]",
         cwd=tmp_path,
         HUB_HOME=str(home),
     )
@@ -157,10 +157,36 @@ def test_reveal_gives_the_value_to_the_policys_role_only_and_logs_both(tmp_path:
         log = conn.execute(select(DlpVaultReveal).order_by(DlpVaultReveal.seq)).all()
     engine.dispose()
     assert [(r.role, r.outcome, r.reason) for r in log] == [
-        ("sales-rep", "role-denied", "curious"),
+        ("sales-rep", "role-denied", "curious [bold]"),
         ("privacy-officer", "revealed", "DSAR 1187"),
     ]
     assert log[1].actor == "ana"
+    # What an auditor reads: newest first, filtered, never the value.
+    listed = crmhub("dlp", "access-log", "--format", "jsonl", cwd=tmp_path, HUB_HOME=str(home))
+    assert listed.returncode == 0, listed.stderr
+    entries = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [(e["actor"], e["role"], e["outcome"], e["reason"]) for e in entries] == [
+        ("ana", "privacy-officer", "revealed", "DSAR 1187"),
+        (log[0].actor, "sales-rep", "role-denied", "curious [bold]"),
+    ]
+    assert {e["token"] for e in entries} == {token}
+    assert entries[0]["entity"] == "US_SSN"
+    assert entries[0]["at"].endswith("+00:00")
+    ana = crmhub(
+        "dlp", "access-log", "--actor", "ana", "--since", "2000-01-01", "--format", "jsonl",
+        cwd=tmp_path, HUB_HOME=str(home),
+    )  # fmt: skip
+    assert [json.loads(line)["reason"] for line in ana.stdout.splitlines()] == ["DSAR 1187"]
+    future = crmhub("dlp", "access-log", "--since", "2999-01-01", cwd=tmp_path, HUB_HOME=str(home))
+    assert "0 attempt(s)" in future.stdout
+    table = crmhub("dlp", "access-log", cwd=tmp_path, HUB_HOME=str(home), COLUMNS="80")
+    assert table.returncode == 0, table.stderr
+    assert "role-denied" in table.stdout
+    assert token in table.stdout  # whole at 80 columns: it is what a reader copies
+    assert "(role sales-rep)" in table.stdout
+    assert "curious [bold]" in table.stdout  # as typed, not taken for markup
+    assert "2 attempt(s)" in table.stdout
+    assert ssn not in listed.stdout + table.stdout
     # The auditor's check covers the access log: intact, then an edited row is named.
     ok = crmhub("audit", "verify", cwd=tmp_path, HUB_HOME=str(home), COLUMNS="200")
     assert ok.returncode == 0, ok.stdout + ok.stderr
