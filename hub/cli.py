@@ -92,10 +92,10 @@ def audit_verify() -> None:
     name the first broken link."""
     from projections.access_log import verify_log
     from projections.audit import verify_chain
-    from projections.db import make_engine
+    from projections.db import read_model
 
     settings = _settings()
-    engine = make_engine(settings.effective_database_url)
+    engine = read_model(settings.effective_database_url)
     try:
         result = verify_chain(engine, settings.audit_key_bytes())
         log = verify_log(engine, settings.audit_key_bytes())

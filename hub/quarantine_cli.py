@@ -30,9 +30,9 @@ Connector = Annotated[str | None, typer.Option("--connector", help="Only this co
 
 
 def _engine(settings: Settings) -> Engine:
-    from projections.db import make_engine
+    from projections.db import read_model
 
-    return make_engine(settings.effective_database_url)
+    return read_model(settings.effective_database_url)
 
 
 def _query(

@@ -24,6 +24,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError
 
 HERE = Path(__file__).resolve().parent
 ALEMBIC_INI = HERE / "alembic.ini"
@@ -95,3 +96,42 @@ def migrate(url: str | URL, revision: str = "head") -> None:
             command.upgrade(cfg, revision)
     finally:
         engine.dispose()
+
+
+def head_revision() -> str:
+    """The newest migration this code has (what `migrate` brings a database to)."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None  # the migrations directory ships with the code
+    return head
+
+
+def read_model(url: str | URL) -> Engine:
+    """An engine on a read model that this code can read: at the head revision. Commands
+    that only read or append (audit verify, the vault, quarantine) would otherwise fail on
+    a database the projection worker never set up, or has not upgraded yet, with a raw SQL
+    error; this says what is wrong and what to do. Never migrates: that is the worker's
+    job, at its start (a command for auditors should not change the schema)."""
+    from alembic.migration import MigrationContext
+
+    from hub.errors import ConfigError
+
+    engine = make_engine(url)
+    shown = normalize_url(url).render_as_string(hide_password=True)
+    try:
+        with engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+    except DBAPIError as exc:  # not there, or refuses us: the driver's first line says why
+        engine.dispose()
+        why = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else "refused"
+        raise ConfigError(f"cannot open the read model at {shown}: {why}") from None
+    head = head_revision()
+    if current != head:
+        engine.dispose()
+        state = "has no tables yet" if current is None else f"is at revision {current}"
+        raise ConfigError(
+            f"the read model at {shown} {state}; this hub needs revision {head}. The "
+            "projection worker creates and upgrades it when it starts (crmhub up)"
+        )
+    return engine

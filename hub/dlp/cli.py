@@ -333,12 +333,12 @@ def reveal(
     from hub.dlp.policy import load_dlp_policy
     from hub.dlp.vault import TokenVault, VaultPrivateKey
     from hub.settings import load_settings
-    from projections.db import make_engine
+    from projections.db import read_model
 
     settings = load_settings()
     key = VaultPrivateKey.load(private_key or settings.vault_private_key_path)
     roles = load_dlp_policy(settings.policies_dir / "dlp.yaml").vault.reveal_roles
-    engine = make_engine(settings.effective_database_url)
+    engine = read_model(settings.effective_database_url)
     try:
         value = TokenVault(engine, set(roles), log_key=settings.audit_key_bytes()).reveal(
             token,
@@ -374,7 +374,7 @@ def access_log(
 
     from hub.settings import load_settings
     from projections.audit import canonical_time, utc
-    from projections.db import make_engine
+    from projections.db import read_model
     from projections.models import DlpVaultReveal
 
     if fmt not in ("table", "jsonl"):
@@ -386,7 +386,7 @@ def access_log(
         query = query.where(DlpVaultReveal.actor == actor)
     if since is not None:
         query = query.where(DlpVaultReveal.at >= utc(since))
-    engine = make_engine(load_settings().effective_database_url)
+    engine = read_model(load_settings().effective_database_url)
     try:
         with engine.connect() as conn:
             rows = conn.execute(query).all()

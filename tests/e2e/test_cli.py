@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from hub.broker import free_port
+from projections.db import head_revision, migrate
 
 pytestmark = pytest.mark.e2e
 
@@ -165,6 +166,33 @@ def test_a_wrong_setting_is_one_line_naming_it(tmp_path: Path) -> None:
     assert "HUB_API_PORT" in lines[0]
     assert "Traceback" not in result.stderr + result.stdout
     assert not (tmp_path / "home" / "runtime.json").exists()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("audit", "verify"), ("dlp", "access-log"), ("quarantine", "list")],
+    ids=["audit-verify", "dlp-access-log", "quarantine-list"],
+)
+def test_reading_a_read_model_that_was_never_set_up_says_what_to_do(
+    command: tuple[str, ...], tmp_path: Path
+) -> None:
+    """Before the projection worker ever ran (no tables) and after an upgrade of the hub
+    that the worker has not applied yet (an older revision): one line naming the state and
+    the remedy, not a SQL traceback. The command changes no schema itself."""
+    home = tmp_path / "home"
+    fresh = crmhub(*command, cwd=tmp_path, HUB_HOME=str(home))
+    assert fresh.returncode == 2, fresh.stdout + fresh.stderr
+    assert "Traceback" not in fresh.stderr
+    assert "has no tables yet" in fresh.stderr
+    assert f"needs revision {head_revision()}" in fresh.stderr
+    assert "crmhub up" in fresh.stderr
+    migrate(f"sqlite:///{home / 'hub.db'}", "0006")
+    older = crmhub(*command, cwd=tmp_path, HUB_HOME=str(home))
+    assert older.returncode == 2, older.stdout + older.stderr
+    assert "is at revision 0006" in older.stderr
+    with sqlite3.connect(home / "hub.db") as conn:
+        (version,) = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    assert version == "0006"  # left as it was
 
 
 def _children(pid: int) -> set[int]:
