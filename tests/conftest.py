@@ -20,6 +20,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_dlp_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Compiled DLP databases (`hub.dlp.hs_cache`) go to this session's own cache, which
+    the CLI and worker subprocesses inherit through XDG_CACHE_HOME; never the user's."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+        mp.delenv("HUB_DLP_CACHE_DIR", raising=False)
+        yield
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap(request: pytest.FixtureRequest) -> Iterator[str]:
     """bootstrap.servers of a real broker over TCP for this test session."""

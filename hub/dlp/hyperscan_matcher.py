@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from hub.dlp import hs_cache
 from hub.dlp.matchers import Occurrences, PatternSpec, Scan, Window, Windows
 from hub.dlp.prefilter import NUL, STAND_IN, UnsupportedPattern, bounded_prefilter
 
@@ -83,12 +84,21 @@ def _lower_sources() -> dict[str, str]:
     """Character -> every character whose ``str.lower()`` starts with it (e.g. "k" ->
     "Kk\\u212a")."""
     out: dict[str, set[str]] = {}
-    for code in range(0x110000):
-        ch = chr(code)
-        low = ch.lower()
-        if low != ch:
-            out.setdefault(low[0], set()).add(ch)
+    # Most blocks of code points have no case at all: a block whose lower-casing changes
+    # nothing is skipped in one C call, and only the others are read character by
+    # character (the whole range one by one was a third of the engine's start-up).
+    for block in range(0, 0x110000, _BLOCK):
+        chars = "".join(map(chr, range(block, block + _BLOCK)))
+        if chars.lower() == chars:
+            continue
+        for ch in chars:
+            low = ch.lower()
+            if low != ch:
+                out.setdefault(low[0], set()).add(ch)
     return {k: "".join(sorted(v)) for k, v in out.items()}
+
+
+_BLOCK = 128
 
 
 def context_literal(word: str) -> str:
@@ -171,11 +181,20 @@ class HyperscanMatcher:
         """A block-mode database of the patterns and the literals, which patterns report
         their start, and which are left out. Each pattern is tried with SOM (when its matches
         can be long), then without; one that has no `bounded_prefilter` or that hyperscan
-        cannot take is left out, and the engine searches every text with it."""
+        cannot take is left out, and the engine searches every text with it. Compiled once
+        per process (`_CACHE`), and kept on disk for the next process (`hub.dlp.hs_cache`)."""
         hs = self._hs
         key = (tuple(exprs), tuple(literals.items()))
         cached = _CACHE.get(key)
         if cached is not None:
+            return cached
+        # what the compilation below reads, besides the key: which patterns may take SOM
+        stem = hs_cache.key((key, tuple(self.specs[e.id].width > _WIDE for e in exprs)))
+        stored = hs_cache.load(hs, stem)
+        if stored is not None:
+            db, facts = stored
+            cached = (db, frozenset(facts["som"]), frozenset(facts["unscanned"]))
+            _CACHE[key] = cached
             return cached
         ids, encoded, flags, ext = [], [], [], []
         som: set[int] = set()
@@ -216,6 +235,7 @@ class HyperscanMatcher:
         if ids:
             db = hs.Database()
             db.compile(expressions=encoded, ids=ids, elements=len(ids), flags=flags, ext=ext)
+        hs_cache.store(hs, stem, db, {"som": sorted(som), "unscanned": sorted(unscanned)})
         cached = _CACHE[key] = (db, frozenset(som), frozenset(unscanned))
         return cached
 

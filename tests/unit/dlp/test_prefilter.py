@@ -12,7 +12,7 @@ import hyperscan
 import pytest
 
 from hub.dlp import registry
-from hub.dlp.hyperscan_matcher import context_literal
+from hub.dlp.hyperscan_matcher import _lower_sources, context_literal
 from hub.dlp.prefilter import STAND_IN, bounded_prefilter, max_width, min_width, reach
 from tests.unit.dlp.scan_helpers import table_texts
 
@@ -117,6 +117,17 @@ def test_context_literal_finds_every_case_form(word: str, text: str) -> None:
     db = _compile(context_literal(word))
     assert _spans(db, text)
     assert not _spans(db, "nothing of the kind")
+
+
+def test_lower_sources_are_every_character_that_lower_cases_to_one() -> None:
+    """The block-skipping inversion of str.lower equals the plain one over all of Unicode."""
+    plain: dict[str, set[str]] = {}
+    for code in range(0x110000):
+        ch = chr(code)
+        if ch.lower() != ch:
+            plain.setdefault(ch.lower()[0], set()).add(ch)
+    assert _lower_sources() == {k: "".join(sorted(v)) for k, v in plain.items()}
+    assert "\u212a" in _lower_sources()["k"]  # Kelvin sign, outside Latin-1
 
 
 def test_stand_in_is_one_byte_per_character() -> None:
