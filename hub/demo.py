@@ -66,6 +66,8 @@ class Counts:
     quarantined_by_stage: Counter[str] = field(default_factory=Counter)
     chain_ok: bool = False
     chain_detail: str = ""
+    access_log: str = ""  # the token vault's access log, verified (LogCheck.describe)
+    access_log_ok: bool = False
     incidents: Counter[tuple[str, str]] = field(default_factory=Counter)  # (entity, operator)
     # Tokenize incidents of events that were not blocked: a blocked event goes to quarantine
     # sealed whole, and its values are not vaulted.
@@ -117,6 +119,7 @@ def run_demo(
     sizes: Sizes = Sizes(),  # noqa: B008 - frozen dataclass
 ) -> bool:
     from hub.runtime import Supervisor
+    from projections.access_log import verify_log
     from projections.audit import verify_chain
     from projections.db import make_engine
     from projections.models import AuditEntry
@@ -209,9 +212,13 @@ def run_demo(
                     stable_since = time.monotonic()
                 time.sleep(0.5)
         counts = measure(sup.bootstrap, settings, counts)
-    result = verify_chain(make_engine(settings.effective_database_url), settings.audit_key_bytes())
+    db = make_engine(settings.effective_database_url)
+    result = verify_chain(db, settings.audit_key_bytes())
     counts.chain_ok = result.ok
     counts.chain_detail = "" if result.ok else result.describe()
+    log = verify_log(db, settings.audit_key_bytes())
+    counts.access_log_ok, counts.access_log = log.ok and log.checked > 0, log.describe()
+    db.dispose()
     elapsed = time.monotonic() - started
     return report(counts, manifest, sources.expected, sizes, console, elapsed, home)
 
@@ -525,6 +532,7 @@ def report(
             c.vault_reveal,
         )
     )
+    checks.append(("the vault's access log verifies", c.access_log_ok, c.access_log))
     ok = all(passed for _, passed, _ in checks)
     for label, passed, detail in checks:
         mark = "[green]✓[/]" if passed else "[red]✗[/]"

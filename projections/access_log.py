@@ -121,11 +121,15 @@ class LogCheck:
             else ""
         )
         if self.ok:
-            return f"{self.checked} reveals verified{before}"
+            return f"{self.checked} {_attempts(self.checked)} verified{before}"
         return (
             f"{self.reason} at access-log seq {self.broken_seq}; "
-            f"{self.checked} reveals verified before it{before}"
+            f"{self.checked} {_attempts(self.checked)} verified before it{before}"
         )
+
+
+def _attempts(n: int) -> str:
+    return "reveal attempt" if n == 1 else "reveal attempts"
 
 
 def verify_log(engine: Engine, key: bytes, *, yield_per: int = 10_000) -> LogCheck:

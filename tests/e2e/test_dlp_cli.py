@@ -190,7 +190,7 @@ def test_reveal_gives_the_value_to_the_policys_role_only_and_logs_both(tmp_path:
     # The auditor's check covers the access log: intact, then an edited row is named.
     ok = crmhub("audit", "verify", cwd=tmp_path, HUB_HOME=str(home), COLUMNS="200")
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert "vault access log verified: 2 reveals verified" in ok.stdout
+    assert "vault access log verified: 2 reveal attempts verified" in ok.stdout
     with sqlite3.connect(home / "hub.db") as conn:
         conn.execute("UPDATE dlp_vault_reveals SET reason = 'routine' WHERE seq = ?", (log[0].seq,))
     broken = crmhub("audit", "verify", cwd=tmp_path, HUB_HOME=str(home), COLUMNS="200")
