@@ -20,7 +20,7 @@ an unlinked row after a linked one is a break.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -89,18 +89,7 @@ def append(session: Session, record: RevealRecord, key: bytes) -> DlpVaultReveal
     )
     prev_hash = prev or GENESIS_HASH
     h = record_hash(prev_hash, record)
-    row = DlpVaultReveal(
-        token=record.token,
-        entity=record.entity,
-        actor=record.actor,
-        role=record.role,
-        reason=record.reason,
-        outcome=record.outcome,
-        at=record.at,
-        prev_hash=prev_hash,
-        hash=h,
-        signature=sign(key, h),
-    )
+    row = DlpVaultReveal(**asdict(record), prev_hash=prev_hash, hash=h, signature=sign(key, h))
     session.add(row)
     return row
 
