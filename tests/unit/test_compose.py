@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from hub.dlp import hs_cache
 from hub.settings import Settings
 from hub.workers import WORKERS
 
@@ -54,3 +55,7 @@ def test_every_hub_worker_runs_with_valid_settings(
         assert settings.schema_registry_url == "http://schema-registry:8081"
         # the keys a worker generates (DLP, audit, token vault) are on one shared volume
         assert f"hub-home:{settings.home}" in svc["volumes"], svc["command"]
+        # and so are the compiled DLP databases (hub.dlp.hs_cache)
+        cache = hs_cache.directory()
+        assert cache is not None
+        assert cache.is_relative_to(settings.home), cache
