@@ -25,6 +25,7 @@ import logging
 import os
 import platform
 import tempfile
+from functools import cache
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -50,13 +51,28 @@ def directory() -> Path | None:
 
 def key(material: object) -> str:
     """The file name stem for a database compiled from `material` (its ``repr`` must
-    name everything the compilation reads)."""
-    text = repr(("hyperscan", version("hyperscan"), platform.machine(), material))
+    name everything the compilation reads) on this kind of CPU."""
+    text = repr(("hyperscan", version("hyperscan"), platform.machine(), _cpu(), material))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def load(hs: Any, stem: str) -> tuple[Any, dict[str, Any]] | None:
-    """(the database, or None for an empty one; the stored facts), or None on a miss."""
+@cache
+def _cpu() -> str:
+    """The CPU's feature flags, where Linux tells them: hyperscan compiles for the features
+    of the CPU it runs on, so a cache directory shared by other hosts keeps theirs apart."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as info:
+            for line in info:
+                if line.startswith("flags"):
+                    return " ".join(sorted(line.partition(":")[2].split()))
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def load(hs: Any, stem: str, fields: tuple[str, ...]) -> tuple[Any, dict[str, Any]] | None:
+    """(the database, or None for an empty one; the stored facts), or None on a miss. Each
+    of `fields` must be in the facts, a list of integers."""
     where = directory()
     if where is None:
         return None
@@ -74,6 +90,9 @@ def load(hs: Any, stem: str) -> tuple[Any, dict[str, Any]] | None:
         if hashlib.sha256(body).hexdigest() != header["sha256"]:
             raise ValueError("digest mismatch")
         facts: dict[str, Any] = header["facts"]
+        for name in fields:
+            if not all(isinstance(n, int) for n in facts[name]):
+                raise ValueError(f"{name} is not a list of integers")
         db = None
         if body:
             db = hs.loadb(body, hs.HS_MODE_BLOCK)

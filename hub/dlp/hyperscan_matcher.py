@@ -190,7 +190,7 @@ class HyperscanMatcher:
             return cached
         # what the compilation below reads, besides the key: which patterns may take SOM
         stem = hs_cache.key((key, tuple(self.specs[e.id].width > _WIDE for e in exprs)))
-        stored = hs_cache.load(hs, stem)
+        stored = hs_cache.load(hs, stem, ("som", "unscanned"))
         if stored is not None:
             db, facts = stored
             cached = (db, frozenset(facts["som"]), frozenset(facts["unscanned"]))

@@ -75,8 +75,10 @@ def test_another_set_of_patterns_is_another_database(cache_dir: Path) -> None:
         lambda data: data[:-100] + bytes(b ^ 0xFF for b in data[-100:]),  # not its digest
         lambda data: b"something else entirely",
         lambda data: data.replace(b'"sha256"', b'"sha-256"', 1),  # another header
+        lambda data: data.replace(b'"som": [', b'"som": ["x", ', 1),  # facts of another shape
+        lambda data: data.replace(b'"unscanned"', b'"scanned"', 1),  # facts missing
     ],
-    ids=["torn", "altered", "foreign", "header"],
+    ids=["torn", "altered", "foreign", "header", "facts-shape", "facts-missing"],
 )
 def test_a_damaged_file_is_compiled_again_and_replaced(
     cache_dir: Path,
