@@ -32,7 +32,7 @@ up: $(STAMP)
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy hub connectors projections
+	$(BIN)/mypy hub connectors projections bench tests
 
 # Three workers on two cores: the suite mostly waits (rebalances, session timeouts, child
 # processes starting), ~1.1 cores busy on two workers; three took 6:29 against 7:48.

@@ -11,7 +11,7 @@ import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from rich.console import Console
 
@@ -49,6 +49,8 @@ ORDER = (
 
 console = Console()
 
+T = TypeVar("T")
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
@@ -72,7 +74,7 @@ class Runner:
         self.scratch = scratch
         self.t0 = time.monotonic()
 
-    def step(self, title: str, fn: Callable[[], object], *fallback: tuple[str, str, str]) -> object:
+    def step(self, title: str, fn: Callable[[], T], *fallback: tuple[str, str, str]) -> T | None:
         console.log(f"[bold]{title}[/] (t+{time.monotonic() - self.t0:.0f} s)")
         try:
             return fn()
@@ -145,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             ("connector.csv", "Spreadsheet connector, CSV", "rows/s"),
         )
         if csv is not None:
-            run.add(csv.row)  # type: ignore[attr-defined]
+            run.add(csv.row)
         xlsx = run.step(
             "4b. connector, XLSX",
             lambda: run_connector(
@@ -161,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             ("connector.xlsx", "Spreadsheet connector, XLSX", "rows/s"),
         )
         if xlsx is not None:
-            run.add(xlsx.row)  # type: ignore[attr-defined]
+            run.add(xlsx.row)
         run.step(
             "4c. connector framework, in-memory records",
             lambda: run.add(connect.framework_overhead(env, settings)),
@@ -172,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             lambda: connect.rest_latency(env, settings),
             ("connect.rest.status", "REST GET /connectors/{name}/status, p95", "ms"),
         )
-        for row in rest or []:  # type: ignore[attr-defined]
+        for row in rest or []:
             run.add(row)
         run.step(
             "4e. connect worker rebalance after kill -9",
@@ -184,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
                 not_measured("faust.passthrough", "Faust passthrough agent", "events/s", "no input")
             )
         else:
-            published: int = csv.published  # type: ignore[attr-defined]
+            published: int = csv.published
             stages(run, env, settings, raw, published, args)
 
     rows = sorted(run.rows, key=lambda r: ORDER.index(r.key) if r.key in ORDER else 99)
@@ -357,7 +359,7 @@ def stages(
                     pure_validation(
                         env,
                         settings,
-                        raw_msgs,  # type: ignore[arg-type]
+                        raw_msgs,
                         source=raw,
                         clean=env.topic(f"pure.clean.{dlp}"),
                         quarantine=env.topic(f"pure.quarantine.{dlp}"),
@@ -368,7 +370,7 @@ def stages(
                 ),
                 (key, "processor chain alone (no Kafka)", "events/s"),
             )
-            if row is not None and "DLP" not in row.extra.get("chain", "DLP"):  # type: ignore[attr-defined]
+            if row is not None and "DLP" not in row.extra.get("chain", "DLP"):
                 break  # this hub has no DLP stage: the rules alone were just measured
         del raw_msgs
     if v is None or not v.window.complete:
@@ -384,13 +386,13 @@ def stages(
                 settings,
                 leads=clean,
                 quarantine=quarantine,
-                messages=outputs,  # type: ignore[arg-type]
+                messages=outputs,
                 pg_url=None if args.no_postgres else args.pg_url,
             ),
             ("projection.sqlite", "Projection worker → SQLite", "events/s"),
         )
         or []
-    ):  # type: ignore[attr-defined]
+    ):
         run.add(row)
 
 

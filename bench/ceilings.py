@@ -16,8 +16,11 @@ RECORDS = 300_000
 RECORD_BYTES = 300
 LINGER_MS = 10
 
+# The headers Producer.produce() takes and Message.headers() returns.
+Headers = dict[str, str | bytes | None] | list[tuple[str, str | bytes | None]]
 
-def _headers(i: int) -> list[tuple[str, bytes]]:
+
+def _headers(i: int) -> list[tuple[str, str | bytes | None]]:
     return [
         ("ce_specversion", b"1.0"),
         ("ce_id", f"00000000-0000-5000-8000-{i:012d}".encode()),
@@ -40,7 +43,9 @@ def _producer(env: Env) -> Producer:
     )
 
 
-def _produce(producer: Producer, topic: str, key: bytes, value: bytes, headers: object) -> None:
+def _produce(
+    producer: Producer, topic: str, key: bytes | None, value: bytes | None, headers: Headers | None
+) -> None:
     while True:
         try:
             producer.produce(topic, key=key, value=value, headers=headers)

@@ -40,7 +40,9 @@ class PassthroughStage:
 def bench_settings(**values: Any) -> Settings:
     """Settings for the run; fixed keys so nothing is written under the user's .hub/."""
     fields = Settings.model_fields
-    keys = {"audit_key": "bench-audit-key", "dlp_key": "bench-dlp-key"}
+    # Any, as ``values``: mypy checks a ``**dict[str, str]`` against every keyword of
+    # BaseSettings.__init__, ``_case_sensitive: bool | None`` and the like included.
+    keys: dict[str, Any] = {"audit_key": "bench-audit-key", "dlp_key": "bench-dlp-key"}
     return Settings(**{k: v for k, v in keys.items() if k in fields}, **values)
 
 

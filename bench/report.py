@@ -98,7 +98,7 @@ HEADER = ["stage", "rate", "unit", "compared to", "ratio", "target", "met?"]
 
 
 def machine_info(broker_binary: str) -> dict[str, Any]:
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in LIBRARIES:
         try:
             versions[name] = metadata.version(name)

@@ -71,10 +71,10 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def thread_cpu(pids: list[int]) -> Counter[str]:
+def thread_cpu(pids: list[int]) -> dict[str, float]:
     """CPU seconds so far of every thread of ``pids`` (and their children), by thread name
     (librdkafka names its threads rdk:broker…, rdk:main; Python's are named by pthread)."""
-    out: Counter[str] = Counter()
+    out: dict[str, float] = {}
     tick = os.sysconf("SC_CLK_TCK")
     every = {p for parent in pids for p in (parent, *children(parent))}
     for pid in every:
@@ -90,7 +90,8 @@ def thread_cpu(pids: list[int]) -> Counter[str]:
                 continue
             name = text[text.index("(") + 1 : text.rindex(")")]
             fields = text.rsplit(")", 1)[1].split()
-            out[name.rstrip("0123456789") or name] += (int(fields[11]) + int(fields[12])) / tick
+            thread = name.rstrip("0123456789") or name
+            out[thread] = out.get(thread, 0.0) + (int(fields[11]) + int(fields[12])) / tick
     return out
 
 
@@ -206,7 +207,7 @@ class Watch:
     def __init__(self, pids: dict[str, list[int]]) -> None:
         self.pids = pids
         self.before: dict[str, float] = {}
-        self.threads_before: Counter[str] = Counter()
+        self.threads_before: dict[str, float] = {}
 
     def _now(self) -> dict[str, float]:
         out = {}
@@ -231,10 +232,13 @@ class Watch:
             for k, v in used.items()
         }
         threads = thread_cpu(self.pids.get("server", []))
-        threads.subtract(self.threads_before)
+        for thread, before in self.threads_before.items():
+            threads[thread] = threads.get(thread, 0.0) - before
         if "server" in out:
             out["server"]["by_thread_cpu_s"] = {
-                k: round(v, 2) for k, v in threads.most_common() if v >= 0.01
+                k: round(v, 2)
+                for k, v in sorted(threads.items(), key=lambda kv: kv[1], reverse=True)
+                if v >= 0.01
             }
         return out
 

@@ -28,7 +28,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -75,7 +75,9 @@ def start_simulator(port: int, args: argparse.Namespace) -> subprocess.Popen[byt
     raise SystemExit("the simulator did not start within 120 s")
 
 
-def connector(url: str, comments_source: str = "tickets") -> ZendeskConnector:
+def connector(
+    url: str, comments_source: Literal["tickets", "events"] = "tickets"
+) -> ZendeskConnector:
     return ZendeskConnector(
         ZendeskConfig(
             name="bench-zendesk",
@@ -84,7 +86,7 @@ def connector(url: str, comments_source: str = "tickets") -> ZendeskConnector:
             api_token=Simulator.api_token,
             export_rate_limit=1_000_000,  # the simulator's limits are off (see the doc)
             poll_interval_seconds=0,
-            comments_source=comments_source,  # type: ignore[arg-type]
+            comments_source=comments_source,
         )
     )
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -249,10 +250,10 @@ def test_up_serves_and_stops_on_sigterm_without_orphans(
     proc, home, log_path = up
     runtime_file = home / "runtime.json"
 
-    def started() -> dict[str, object] | None:
+    def started() -> dict[str, Any] | None:
         assert proc.poll() is None, log_path.read_text()[-3000:]
         try:
-            data = json.loads(runtime_file.read_text())
+            data: dict[str, Any] = json.loads(runtime_file.read_text())
         except (OSError, ValueError):
             return None
         children = data.get("children", {})
@@ -276,7 +277,7 @@ def test_up_serves_and_stops_on_sigterm_without_orphans(
         assert time.monotonic() < deadline, "the API never answered /health"
         time.sleep(0.2)
     assert runtime["supervisor_pid"] == proc.pid
-    workers = {int(p) for p in runtime["children"].values()}  # type: ignore[attr-defined]
+    workers = {int(p) for p in runtime["children"].values()}
     every_child = _children(proc.pid)
     assert workers <= every_child
     brokers = every_child - workers

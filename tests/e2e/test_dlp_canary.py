@@ -12,6 +12,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import httpx
 import pytest
@@ -58,7 +59,9 @@ def _read_topic(bootstrap: str, topic: str) -> list[bytes]:
     blobs: list[bytes] = []
     for msg in read_until_quiet(bootstrap, topic, group="canary"):
         blobs.append(msg.value() or b"")
-        blobs.extend(v for _, v in msg.headers() or [] if isinstance(v, bytes))
+        # A consumed message's headers are a list of pairs (the dict form is produce()'s).
+        headers = cast("list[tuple[str, bytes | None]]", msg.headers() or [])
+        blobs.extend(v for _, v in headers if isinstance(v, bytes))
     return blobs
 
 

@@ -35,15 +35,27 @@ def test_read_prints_the_taps_records_as_singer_messages_and_resumes_from_state(
     )
     definition = tmp_path / "hubfixture.yaml"
     definition.write_text(yaml.safe_dump({"name": "hubfixture", "config": config}))
-    env = {"FIXTURE_TOKEN": TOKEN}
-
     check = crmhub(
-        "connectors", "check", "singer", "--config", str(definition), cwd=tmp_path, **env
+        "connectors",
+        "check",
+        "singer",
+        "--config",
+        str(definition),
+        cwd=tmp_path,
+        FIXTURE_TOKEN=TOKEN,
     )
     assert check.returncode == 0, check.stderr
     assert "source reachable" in check.stdout
 
-    run = crmhub("connectors", "read", "singer", "--config", str(definition), cwd=tmp_path, **env)
+    run = crmhub(
+        "connectors",
+        "read",
+        "singer",
+        "--config",
+        str(definition),
+        cwd=tmp_path,
+        FIXTURE_TOKEN=TOKEN,
+    )
     assert run.returncode == 0, run.stderr
     out = messages(run.stdout)
     schemas = {m["stream"]: m for m in out if m["type"] == "SCHEMA"}
@@ -75,7 +87,7 @@ def test_read_prints_the_taps_records_as_singer_messages_and_resumes_from_state(
         "--state",
         str(state_file),
         cwd=tmp_path,
-        **env,
+        FIXTURE_TOKEN=TOKEN,
     )
     assert again.returncode == 0, again.stderr
     assert [r["id"] for r in records(messages(again.stdout), "users")] == [USERS[-1]["id"]]

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from confluent_kafka import (
@@ -221,7 +221,9 @@ def read_topic(
 
 
 def headers_of(msg: Message) -> dict[str, str]:
-    return {k: v.decode() for k, v in msg.headers() or [] if v is not None}
+    # A consumed message's headers are a list of pairs (the dict form is produce()'s).
+    headers = cast("list[tuple[str, bytes | None]]", msg.headers() or [])
+    return {k: v.decode() for k, v in headers if v is not None}
 
 
 def open_state(bootstrap: str, names: dict[str, str]) -> ConnectState:
@@ -272,4 +274,4 @@ class RawPublisher:
     def close(self) -> None:
         self.flush()
         self.producer.close()  # else it lives on, reconnecting to a broker that has stopped
-        self.registry.__exit__()
+        self.registry.close()  # what its __exit__ calls

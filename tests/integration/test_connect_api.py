@@ -20,8 +20,9 @@ from connectors.spreadsheet.connector import SpreadsheetConnector
 from hub.connect_api import create_connect_app
 from hub.connect_state import ConnectState
 from hub.connect_worker import ConnectWorker
+from hub.serving import serve
 from hub.settings import REPO_ROOT, load_settings
-from tests.integration.conftest import open_state, serve, wait_for
+from tests.integration.conftest import open_state, wait_for
 
 pytestmark = pytest.mark.integration
 

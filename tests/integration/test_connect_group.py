@@ -202,7 +202,7 @@ def test_kill_9_of_a_worker_moves_its_connectors_and_loses_nothing(
 
     # Every source row on the raw topic, at least once.
     raw = read_topic(cluster.bootstrap, topics.RAW_SALES_LEADS, idle=1.5)
-    raw_ids = [m.key().decode() for m in raw if m.key() is not None]
+    raw_ids = [key.decode() for m in raw if (key := m.key()) is not None]
     assert set(raw_ids) == expected
     duplicates = len(raw_ids) - len(set(raw_ids))
 

@@ -19,8 +19,9 @@ from hub.broker import ensure_topics
 from hub.connect_api import create_connect_app
 from hub.connect_state import ConnectState
 from hub.connect_worker import ConnectWorker
+from hub.serving import serve
 from hub.settings import REPO_ROOT, load_settings
-from tests.integration.conftest import open_state, read_topic, serve, wait_for
+from tests.integration.conftest import open_state, read_topic, wait_for
 
 pytestmark = pytest.mark.integration
 

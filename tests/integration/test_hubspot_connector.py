@@ -27,8 +27,9 @@ from hub.connect_plugins import build_config, find_plugin
 from hub.errors import RetriableError
 from hub.sdk.streams import SourcePartition, SourceRecord
 from hub.serde import AvroCodec, load_schema_text, schema_path
+from hub.serving import serve
 from hub.settings import REPO_ROOT
-from tests.integration.conftest import headers_of, read_topic, serve
+from tests.integration.conftest import headers_of, read_topic
 
 SCHEMAS = REPO_ROOT / "schemas"
 NOW = 1_790_000_000_000  # a frozen "now" after every generated change

@@ -20,7 +20,7 @@ from connectors.hubspot.simulator import Faults, Limits, Simulator, create_app
 from hub.broker import free_port
 from hub.errors import ConfigError, FatalError, RetriableError
 from hub.sdk.testing import ConnectorContract, ContractFailure, ContractSource
-from tests.integration.conftest import serve
+from hub.serving import serve
 
 NOW_MS = 1_790_000_000_000  # 2026-09-21: after every change the simulator holds
 SETTLE_MS = 30_000

@@ -14,7 +14,7 @@ from hubspot.crm.contacts import ApiException, Filter, FilterGroup, PublicObject
 
 from connectors.hubspot.simdata import generate
 from connectors.hubspot.simulator import Limits, Simulator, create_app
-from tests.integration.conftest import serve
+from hub.serving import serve
 
 
 @pytest.fixture(scope="module")

@@ -426,7 +426,8 @@ def test_an_event_the_database_refuses_is_quarantined_and_the_partition_moves_on
 
     def settled() -> bool:
         c = store.counts()
-        return c["audit_entries"] + c["quarantine_by_stage"].get("projection", 0) == 6
+        done: int = c["audit_entries"] + c["quarantine_by_stage"].get("projection", 0)
+        return done == 6
 
     run_worker(worker, settled)
     counts = store.counts()

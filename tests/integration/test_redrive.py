@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -42,9 +43,7 @@ def codec(registry: SchemaRegistryClient, topic: str, name: str) -> AvroCodec:
     return AvroCodec(registry, topic, load_schema_text(schema_path(SCHEMAS, name)))
 
 
-def quarantined(
-    s: Setup, registry: SchemaRegistryClient, connector: str
-) -> list[dict[str, object]]:
+def quarantined(s: Setup, registry: SchemaRegistryClient, connector: str) -> list[dict[str, Any]]:
     q = codec(registry, topics.QUARANTINE, "common/QuarantineRecord")
     out = []
     for msg in read_topic(s.bootstrap, topics.QUARANTINE, idle=0.5):
@@ -54,9 +53,7 @@ def quarantined(
     return out
 
 
-def redrives(
-    s: Setup, registry: SchemaRegistryClient, quarantine_id: str
-) -> list[dict[str, object]]:
+def redrives(s: Setup, registry: SchemaRegistryClient, quarantine_id: str) -> list[dict[str, Any]]:
     r = codec(registry, topics.QUARANTINE_REDRIVES, "common/QuarantineRedriven")
     return [
         value
@@ -91,7 +88,7 @@ def test_a_refused_sheet_is_read_again_after_its_mapping_is_fixed(
     [refused] = quarantined(s, registry, name)
     assert refused["stage"] == "connector"
     assert refused["source_file"] == "es.csv"
-    assert [r["rule_id"] for r in refused["reasons"]] == ["file.unreadable"]  # type: ignore[union-attr]
+    assert [r["rule_id"] for r in refused["reasons"]] == ["file.unreadable"]
     assert keys(s) == []
 
     # The fix: a mapping that knows the Spanish header. The connector restarts with it, but
@@ -113,7 +110,7 @@ def test_a_refused_sheet_is_read_again_after_its_mapping_is_fixed(
         stage="connector",
         connector=name,
         source_file="es.csv",
-        source_row=int(refused["source_row"]),  # type: ignore[call-overload]
+        source_row=int(refused["source_row"]),
         source_topic=None,
         source_partition=None,
         source_offset=None,

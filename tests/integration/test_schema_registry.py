@@ -20,7 +20,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 from hub.registry.api import MEDIA_TYPE, create_registry_app
 from hub.registry.store import SchemaStore
-from tests.integration.conftest import serve
+from hub.serving import serve
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 
 from hub.errors import FatalError, RetriableError
 from hub.sdk.http import HttpClient, HttpStatusError, RetryPolicy, parse_retry_after
-from tests.integration.conftest import serve
+from hub.serving import serve
 
 FAST = RetryPolicy(
     attempts=4, backoff_initial=0.01, backoff_max=0.05, jitter=0.01, read_timeout=0.5
@@ -65,7 +65,7 @@ def client(url: str, **kw: object) -> HttpClient:
     return HttpClient(url, name="test-api", policy=FAST, **kw)  # type: ignore[arg-type]
 
 
-OK = (200, {}, '{"ok": true}')
+OK: tuple[int, dict[str, str], str] = (200, {}, '{"ok": true}')
 
 
 def test_a_5xx_burst_is_retried_until_the_answer_comes(server: tuple[str, Script]) -> None:

@@ -17,8 +17,9 @@ import pytest
 
 from hub.connect_api import create_connect_app
 from hub.connect_worker import ConnectWorker
+from hub.serving import serve
 from hub.settings import load_settings
-from tests.integration.conftest import headers_of, open_state, read_topic, serve, wait_for
+from tests.integration.conftest import headers_of, open_state, read_topic, wait_for
 from tests.taps.hubfixture import USERS, connector_config, user_id, write_source
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from cloudevents.core.base import BaseCloudEvent
@@ -48,7 +48,8 @@ class AvroData:
 
     def read_data(self, body: bytes, datacontenttype: str | None) -> dict[str, Any]:
         assert datacontenttype == "application/avro"
-        value: dict[str, Any] = self.deserializer(body, self.ctx)
+        value = self.deserializer(body, self.ctx)
+        assert isinstance(value, dict)  # a record
         return value
 
     def read(self, *_: Any) -> BaseCloudEvent:
@@ -75,9 +76,13 @@ def downstream_read(
     with SchemaRegistryClient({"url": registry_url}) as client:
         deserializer = AvroDeserializer(client)
         fmt = AvroData(deserializer, topic)
-        headers = {k: v for k, v in msg.headers() or [] if v is not None}
-        event = from_binary(KafkaMessage(headers=headers, key=msg.key(), value=msg.value()), fmt)  # type: ignore[arg-type]
-        legacy_msg = kafka_v1.KafkaMessage(headers=headers, key=msg.key(), value=msg.value())
+        # A consumed message's headers are a list of pairs (the dict form is produce()'s).
+        pairs = cast("list[tuple[str, bytes | None]]", msg.headers() or [])
+        headers = {k: v for k, v in pairs if v is not None}
+        value = msg.value()
+        assert value is not None  # every hub event has a value
+        event = from_binary(KafkaMessage(headers=headers, key=msg.key(), value=value), fmt)
+        legacy_msg = kafka_v1.KafkaMessage(headers=headers, key=msg.key(), value=value)
         legacy = kafka_v1.from_binary(
             legacy_msg, data_unmarshaller=lambda body: deserializer(body, fmt.ctx)
         )
@@ -123,7 +128,9 @@ def test_a_downstream_app_reads_hub_topics_with_standard_clients(
     ]
     producer = Producer({"bootstrap.servers": kafka_bootstrap})
     for out in stage.process(batch):
-        producer.produce(out.topic, key=out.key, value=out.value, headers=out.headers)
+        # produce() takes any list of pairs (its stub's List is invariant in the value type).
+        headers = cast("list[tuple[str, str | bytes | None]]", out.headers)
+        producer.produce(out.topic, key=out.key, value=out.value, headers=headers)
     assert producer.flush(15) == 0
 
     # 3. The downstream app: plain consumer, standard deserializer and binding.
@@ -182,7 +189,9 @@ def test_a_downstream_app_reads_hub_topics_with_standard_clients(
         assert attrs["datacontenttype"] == "application/avro"
         assert attrs["time"] == raw_event.get_attributes()["time"]
         assert headers_of(msg)["hub_policy_version"] == policy_version
-        decoded_clean[lead_id] = event.get_data()
+        data = event.get_data()
+        assert isinstance(data, dict)
+        decoded_clean[lead_id] = data
     assert decoded_clean["L-1"] == {
         "lead_id": "L-1",
         "first_name": "Ada",

@@ -275,7 +275,7 @@ def test_rows_from_before_the_chain_are_counted_apart(
     verified, and the chain starts after them."""
     with engine.begin() as conn:
         conn.execute(
-            insert(DlpVaultReveal.__table__),
+            insert(DlpVaultReveal),
             [
                 {"token": TOKEN, "entity": "US_SSN", "actor": "old", "role": "privacy-officer",
                  "reason": "before 0007", "outcome": "revealed", "at": T0},

@@ -35,9 +35,10 @@ from hub.connect_api import create_connect_app
 from hub.connect_state import ConnectState
 from hub.dlp.operators import keyring_from_master, unseal
 from hub.serde import AvroCodec, load_schema_text
+from hub.serving import serve
 from hub.settings import REPO_ROOT, Settings, load_settings
 from hub.webhooks.receiver import WebhookMiddleware, WebhookService
-from tests.integration.conftest import headers_of, read_topic, serve
+from tests.integration.conftest import headers_of, read_topic
 
 pytestmark = pytest.mark.integration
 

@@ -32,8 +32,9 @@ from hub.errors import ConfigError, RetriableError
 from hub.events import deterministic_id
 from hub.sdk.streams import SourceRecord
 from hub.serde import AvroCodec, load_schema_text, schema_path
+from hub.serving import serve
 from hub.settings import REPO_ROOT
-from tests.integration.conftest import headers_of, hub_env, read_topic, serve
+from tests.integration.conftest import headers_of, hub_env, read_topic
 
 SCHEMAS = REPO_ROOT / "schemas"
 PAGE = 7

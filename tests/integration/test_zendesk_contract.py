@@ -17,7 +17,7 @@ from connectors.zendesk.simulator import Faults, Simulator, create_app
 from hub.broker import free_port
 from hub.errors import ConfigError, FatalError, RetriableError
 from hub.sdk.testing import ConnectorContract, ContractFailure, ContractSource
-from tests.integration.conftest import serve
+from hub.serving import serve
 
 DATA = generate(3, tickets=40, users=20, organizations=8)
 

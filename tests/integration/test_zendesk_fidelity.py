@@ -22,7 +22,7 @@ from connectors.zendesk.config import ZendeskConfig
 from connectors.zendesk.connector import ZendeskConnector
 from connectors.zendesk.dataset import generate
 from connectors.zendesk.simulator import Faults, Simulator, create_app
-from tests.integration.conftest import serve
+from hub.serving import serve
 
 PER_PAGE = 10
 

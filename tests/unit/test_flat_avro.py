@@ -7,7 +7,7 @@ import io
 import json
 import random
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, cast
 
 import fastavro
 import pytest
@@ -15,7 +15,11 @@ import pytest
 from hub.settings import REPO_ROOT
 from projections.flat_avro import FlatRecordReader
 
-LEAD = fastavro.parse_schema(json.loads((REPO_ROOT / "schemas/sales/Lead.avsc").read_text()))
+# A record schema parses to a dict (parse_schema is typed to return any schema form).
+LEAD = cast(
+    "dict[str, Any]",
+    fastavro.parse_schema(json.loads((REPO_ROOT / "schemas/sales/Lead.avsc").read_text())),
+)
 EVERY_KIND = fastavro.parse_schema(
     {
         "type": "record",
@@ -116,6 +120,7 @@ def test_reads_what_fastavro_reads(schema: Any, make: Any) -> None:
         expected = fastavro.schemaless_reader(io.BytesIO(data), schema, None)
         got = reader.read(data)
         assert got == expected
+        assert isinstance(expected, dict)  # a record, as got is
         assert [type(v) for v in got.values()] == [type(v) for v in expected.values()]
         # From an offset (the wire-format header), and with bytes after the record.
         assert reader.read(b"\x00\x00\x00\x00\x07" + data + b"tail", 5) == expected

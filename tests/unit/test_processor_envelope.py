@@ -4,6 +4,7 @@ and bad envelopes refused with a SchemaError (quarantine), never another excepti
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
@@ -11,6 +12,9 @@ import pytest
 from hub.errors import SchemaError
 from hub.events import EventMeta, Headers
 from hub.processors.envelope import EnvelopeReader
+
+# What EnvelopeReader.read() and EventMeta.from_headers() take: values may be str or None.
+InputHeaders = Sequence[tuple[str, bytes | str | None]]
 
 BASE: Headers = [
     ("ce_specversion", b"1.0"),
@@ -31,11 +35,11 @@ def without(*names: str) -> Headers:
     return [(k, v) for k, v in BASE if k not in names]
 
 
-def replaced(name: str, value: bytes | None) -> Headers:
+def replaced(name: str, value: bytes | None) -> InputHeaders:
     return [(k, value if k == name else v) for k, v in BASE]
 
 
-ENVELOPES: dict[str, Headers] = {
+ENVELOPES: dict[str, InputHeaders] = {
     "connector": BASE,
     "no subject": without("ce_subject"),
     "no content type": without("content-type"),
@@ -46,7 +50,7 @@ ENVELOPES: dict[str, Headers] = {
     "name given twice": [*BASE, ("hub_connector", b"other")],
     "a None value": [*BASE, ("hub_extra", None)],
     "unknown non-text header": [*BASE, ("x-binary", b"\xff\xfe")],
-    "str values": [(k, v.decode()) for k, v in BASE],  # type: ignore[misc]
+    "str values": [(k, v.decode()) for k, v in BASE],
 }
 
 LINEAGES = [
@@ -101,13 +105,13 @@ def test_an_envelope_without_a_time_gets_the_current_time_every_time() -> None:
         ([], "no CloudEvents header"),
     ],
 )
-def test_a_bad_envelope_is_a_schema_error(headers: Headers, problem: str) -> None:
+def test_a_bad_envelope_is_a_schema_error(headers: InputHeaders, problem: str) -> None:
     with pytest.raises(SchemaError, match=problem):
         EnvelopeReader().read(headers)
 
 
 def test_a_name_first_given_without_a_value_takes_the_place_of_its_value() -> None:
-    headers: Headers = [("hub_a", None), *BASE, ("hub_a", b"1")]
+    headers: InputHeaders = [("hub_a", None), *BASE, ("hub_a", b"1")]
     lineage = {"hub_policy_version": "p"}
     expected = EventMeta.from_headers(headers).derive(type="t", **lineage).to_headers()
     assert EnvelopeReader().read(headers).derived_headers("t", lineage) == expected

@@ -13,12 +13,13 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Coroutine, Iterator
+from typing import Any, TypeVar
 
 import pytest
 
 from hub.errors import ConfigError, RetriableError
-from hub.processors.stage_runners import InlineStage, RawIn, StageProcess, StageRecipe
+from hub.processors.stage_runners import InlineStage, RawIn, RawOut, StageProcess, StageRecipe
 from hub.processors.validation import InMessage, OutMessage
 from hub.settings import REPO_ROOT
 
@@ -54,7 +55,7 @@ class ReversingStage:
         return None
 
     def process(self, batch: list[InMessage]) -> list[OutMessage]:
-        out = []
+        out: list[OutMessage] = []
         for m in batch:
             if m.value == b"die":
                 os._exit(3)
@@ -87,8 +88,11 @@ def batch(n: int, start: int = 0) -> list[RawIn]:
     ]
 
 
-def run(coro: object) -> object:
-    return asyncio.run(coro)  # type: ignore[arg-type]
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
 
 
 @pytest.fixture
@@ -132,16 +136,16 @@ def test_outputs_come_back_in_order_and_equal_the_inline_stage(
     inline = InlineStage(ReversingStage("out"))
     batches = [batch(500, start) for start in range(0, 2000, 500)]
 
-    async def both() -> tuple[list[list[object]], list[list[object]]]:
+    async def both() -> tuple[list[list[RawOut]], list[list[RawOut]]]:
         # all four in flight at once, as the agent pipelines them
         remote = await asyncio.gather(*(stage_process.process(b) for b in batches))
         local = [await inline.process(b) for b in batches]
-        return remote, local  # type: ignore[return-value]
+        return remote, local
 
-    remote, local = run(both())  # type: ignore[misc]
+    remote, local = run(both())
     assert remote == local
     flat = [o for b in remote for o in b]
-    assert [int(dict(o[3])["offset"]) for o in flat] == list(range(2000))  # type: ignore[index]
+    assert [int(dict(o[3])["offset"]) for o in flat] == list(range(2000))
     assert flat[1] == ("out", b"k1", b"1-eulav", [("ce_id", b"x"), ("offset", b"1")])
     assert stage_process.output_topics == ("out",)
 
@@ -157,12 +161,12 @@ def test_batches_far_larger_than_the_socket_buffer_cross_whole_and_in_order(
     ]
     batches = [big[0:1000], big[1000:2000], big[2000:3000]]
 
-    async def all_at_once() -> list[list[object]]:
-        return await asyncio.gather(*(stage_process.process(b) for b in batches))  # type: ignore[return-value]
+    async def all_at_once() -> list[list[RawOut]]:
+        return await asyncio.gather(*(stage_process.process(b) for b in batches))
 
     answers = run(all_at_once())
-    values = [o[2] for b in answers for o in b]  # type: ignore[attr-defined, union-attr]
-    assert values == [m[4][::-1] for m in big]  # type: ignore[index]
+    values = [o[2] for b in answers for o in b]
+    assert values == [m[4][::-1] for m in big]
 
 
 def test_an_error_in_the_stage_reaches_its_caller_and_the_child_goes_on(
@@ -177,7 +181,7 @@ def test_an_error_in_the_stage_reaches_its_caller_and_the_child_goes_on(
     with pytest.raises(RuntimeError, match="Unpicklable in the processor stage"):
         run(stage_process.process([("raw", 0, 0, b"k", b"raise-unpicklable", [])]))
     assert child_pids(stage_process) == [pid]
-    assert [o[2] for o in run(stage_process.process(batch(1)))] == [b"0-eulav"]  # type: ignore[attr-defined]
+    assert [o[2] for o in run(stage_process.process(batch(1)))] == [b"0-eulav"]
 
 
 def test_an_answer_the_parent_cannot_read_fails_its_batch_only(
@@ -186,7 +190,7 @@ def test_an_answer_the_parent_cannot_read_fails_its_batch_only(
     with pytest.raises(RuntimeError, match="answer could not be read"):
         run(stage_process.process([("raw", 0, 0, b"k", b"unreadable", [])]))
     assert stage_process.running
-    assert [o[2] for o in run(stage_process.process(batch(1)))] == [b"0-eulav"]  # type: ignore[attr-defined]
+    assert [o[2] for o in run(stage_process.process(batch(1)))] == [b"0-eulav"]
 
 
 def test_a_cancelled_caller_does_not_shift_the_answers_of_the_next_batches(
@@ -195,17 +199,17 @@ def test_a_cancelled_caller_does_not_shift_the_answers_of_the_next_batches(
     """The child answers every batch it was sent; the answer of one whose caller gave up is
     read and dropped, so each later caller still gets its own batch's outputs."""
 
-    async def scenario() -> tuple[list[object], list[object]]:
+    async def scenario() -> tuple[list[RawOut], list[RawOut]]:
         slow = asyncio.ensure_future(stage_process.process([("raw", 0, 0, b"k", b"sleep", [])]))
         await asyncio.sleep(0.1)  # sent, and the child is on it
         slow.cancel()
         first = await stage_process.process(batch(1, start=10))
         second = await stage_process.process(batch(1, start=20))
-        return first, second  # type: ignore[return-value]
+        return first, second
 
-    first, second = run(scenario())  # type: ignore[misc]
-    assert [o[2] for o in first] == [b"01-eulav"]  # type: ignore[attr-defined]
-    assert [o[2] for o in second] == [b"02-eulav"]  # type: ignore[attr-defined]
+    first, second = run(scenario())
+    assert [o[2] for o in first] == [b"01-eulav"]
+    assert [o[2] for o in second] == [b"02-eulav"]
 
 
 def test_a_stage_that_cannot_be_built_fails_at_start_in_the_parent() -> None:
@@ -225,7 +229,7 @@ def test_a_dead_child_is_retriable_and_the_next_batch_gets_a_new_one(
     assert not stage_process.running
     assert all(wait_gone(pid) for pid in first)
     out = run(stage_process.process(batch(2)))
-    assert [o[2] for o in out] == [b"0-eulav", b"1-eulav"]  # type: ignore[attr-defined]
+    assert [o[2] for o in out] == [b"0-eulav", b"1-eulav"]
     assert child_pids(stage_process) != first
 
 
@@ -237,7 +241,7 @@ def test_the_child_ignores_sigterm_and_sigint_and_close_stops_it(
     os.kill(pid, signal.SIGINT)
     time.sleep(0.3)
     assert alive(pid)
-    assert len(run(stage_process.process(batch(10)))) == 10  # type: ignore[arg-type]
+    assert len(run(stage_process.process(batch(10)))) == 10
     stage_process.close()
     assert wait_gone(pid, timeout=5)
 
@@ -282,8 +286,8 @@ def test_the_child_never_outlives_its_parent(how: signal.Signals) -> None:
 def test_the_inline_stage_runs_the_stage_object_on_the_caller() -> None:
     inline = InlineStage(ReversingStage("out"))
     inline.start()
-    out: Sequence[object] = run(inline.process(batch(2)))  # type: ignore[assignment]
-    assert [o[2] for o in out] == [b"0-eulav", b"1-eulav"]  # type: ignore[index]
+    out = run(inline.process(batch(2)))
+    assert [o[2] for o in out] == [b"0-eulav", b"1-eulav"]
     assert inline.output_topics == ("out",)
     inline.close()
 
@@ -309,7 +313,7 @@ def test_the_child_runs_batches_with_the_streaming_gc_settings() -> None:
 
     process = StageProcess(StageRecipe(gc_reporting_stage, {"topic": "out"}, ("out",)))
     try:
-        [out] = run(process.process(batch(1)))  # type: ignore[misc]
+        [out] = run(process.process(batch(1)))
     finally:
         process.close()
     threshold, frozen = map(int, out[2].split(b","))

@@ -402,8 +402,8 @@ def _world_phone_corpus(region: str, rng: random.Random) -> list[str]:
             continue
         for fmt in PHONE_FORMATS:
             text = phonenumbers.format_number(example, fmt)
-            digits = [i for i, c in enumerate(text) if c.isdigit()]
-            i = rng.choice(digits)
+            positions = [i for i, c in enumerate(text) if c.isdigit()]
+            i = rng.choice(positions)
             corpus += [
                 text,
                 text[:i] + str((int(text[i]) + 1) % 10) + text[i + 1 :],
@@ -454,6 +454,7 @@ def test_phone_replayed_parse_answers_as_the_library_path(
     """Numbers written with digits and separators skip phonenumbers.parse
     (hub.dlp.phone_validity.parse_digits); every answer, the problem's wording included, is
     the one the library's parse leads to."""
+    from hub.dlp.phone_validity import parse_digits
     from hub.processors import phones
 
     rng = random.Random(11)
@@ -465,7 +466,7 @@ def test_phone_replayed_parse_answers_as_the_library_path(
     texts += [("+39 06 4879 2174", "GB"), ("+44 (0)20 7946 0958", "GB"), ("+999 12 34", "GB")]
     phones.normalise_phone.cache_clear()
     replayed = [normalise_phone(text, region) for text, region in texts]
-    covered = sum(phones.parse_digits(text, region) is not None for text, region in texts)
+    covered = sum(parse_digits(text, region) is not None for text, region in texts)
     monkeypatch.setattr(phones, "parse_digits", lambda _text, _region: None)
     phones.normalise_phone.cache_clear()
     try:

@@ -365,8 +365,6 @@ def test_sign_is_what_verify_accepts_and_matches_the_reference(scheme: Signature
 def test_comparison_is_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
     """The digests are compared with ``hmac.compare_digest`` (a plain ``==`` would leak
     how many leading bytes match): every verdict, good or bad, goes through it."""
-    from hub.webhooks import signatures
-
     calls: list[tuple[bytes, bytes]] = []
     real = hmac.compare_digest
 
@@ -374,7 +372,7 @@ def test_comparison_is_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(signatures.hmac, "compare_digest", spy)
+    monkeypatch.setattr("hub.webhooks.signatures.hmac.compare_digest", spy)
     good, bad = MUST_ACCEPT[0], MUST_REJECT[0]
     verify(good.scheme, SECRET.encode(), _request(good), now=NOW)
     with pytest.raises(SignatureRejected):

@@ -33,7 +33,11 @@ def users_schema(config: dict[str, Any]) -> dict[str, Any]:
         th.Property("name", th.StringType),
         th.Property("email", th.EmailType),
         # incompatible change: the same property, now a string
-        th.Property("age", th.StringType if config.get("age_as_string") else th.IntegerType),
+        (
+            th.Property("age", th.StringType)
+            if config.get("age_as_string")
+            else th.Property("age", th.IntegerType)
+        ),
         th.Property("updated_at", th.DateTimeType, required=True),
         th.Property("birth_date", th.DateType),
         th.Property("score", th.NumberType),

@@ -42,7 +42,7 @@ def _random_candidates(count: int, seed: int) -> list[str]:
 
 def _examples() -> list[str]:
     """libphonenumber's own example numbers of every region, written three ways."""
-    out = []
+    out: list[str] = []
     kinds = (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE)
     formats = (
         phonenumbers.PhoneNumberFormat.INTERNATIONAL,
@@ -83,6 +83,7 @@ def _parsed(text: str, region: str | None) -> tuple[int, str]:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
         return UNPARSEABLE
+    assert number.country_code is not None  # parse sets it on every number it returns
     return number.country_code, phonenumbers.national_significant_number(number)
 
 
