@@ -50,6 +50,9 @@ _STAND_IN_BYTES = bytes(range(128)) + STAND_IN.encode() * 128
 # tokens, e-mail), the hyperscan pass alone ran at 40 MB/s, without at 68 MB/s, and the
 # engine ran 3 % more instructions per MB (callgrind, bench corpus).
 _WIDE = 1000
+# How `HyperscanMatcher._database` picks a pattern's flags, as part of its cache key (change
+# it with that logic): SOM first where the pattern is wide, then none.
+_TRIES = "som-if-wide,then-plain/1"
 _FAR = 1 << 60  # past the end of any scanned data (and a short int for mypyc)
 # Texts a hit past the current one's is looked for in, one by one, before bisecting: the
 # next text with a hit is mostly one or two on (1,945 texts, ~1,000 with hits).
@@ -188,8 +191,16 @@ class HyperscanMatcher:
         cached = _CACHE.get(key)
         if cached is not None:
             return cached
-        # what the compilation below reads, besides the key: which patterns may take SOM
-        stem = hs_cache.key((key, tuple(self.specs[e.id].width > _WIDE for e in exprs)))
+        # Everything the compilation below reads: each expression with the extended
+        # parameters it gets and whether it may take SOM, and the literals (their own
+        # parameters are fixed). The order of the tries is code: `_TRIES` names it.
+        material = (
+            _TRIES,
+            tuple((e, _min_length(hs, e.shortest), self.specs[e.id].width > _WIDE) for e in exprs),
+            tuple(literals.items()),
+            _min_length(hs, 0),
+        )
+        stem = hs_cache.key(material)
         stored = hs_cache.load(hs, stem, ("som", "unscanned"))
         if stored is not None:
             db, facts = stored
