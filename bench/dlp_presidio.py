@@ -122,11 +122,11 @@ def build_presidio() -> Any:
     from spacy.tokens import Doc
 
     offline = tldextract.TLDExtract(cache_dir=None, suffix_list_urls=())
-    email_recognizer.tldextract = SimpleNamespace(extract=offline)  # type: ignore[assignment,attr-defined]
+    email_recognizer.tldextract = SimpleNamespace(extract=offline)
 
     if "bench_lower_lemma" not in Language.factories:
 
-        @Language.component("bench_lower_lemma")
+        @Language.component("bench_lower_lemma")  # type: ignore[untyped-decorator]
         def _lower_lemma(doc: Doc) -> Doc:
             for token in doc:
                 token.lemma_ = token.lower_
@@ -135,7 +135,7 @@ def build_presidio() -> Any:
     nlp = spacy.blank("en")
     nlp.add_pipe("bench_lower_lemma")
     nlp_engine = SpacyNlpEngine(models=[{"lang_code": "en", "model_name": "blank:en"}])
-    nlp_engine.nlp = {"en": nlp}  # type: ignore[assignment]  # loaded: no load() call
+    nlp_engine.nlp = {"en": nlp}  # loaded: no load() call
 
     recognizers = [
         getattr(predefined_recognizers, name)(supported_language="en") for name in RECOGNIZERS
