@@ -4,6 +4,7 @@ subprocess of the CLI, its records printed back as Singer messages, no Kafka."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -35,27 +36,19 @@ def test_read_prints_the_taps_records_as_singer_messages_and_resumes_from_state(
     )
     definition = tmp_path / "hubfixture.yaml"
     definition.write_text(yaml.safe_dump({"name": "hubfixture", "config": config}))
-    check = crmhub(
-        "connectors",
-        "check",
-        "singer",
-        "--config",
-        str(definition),
-        cwd=tmp_path,
-        FIXTURE_TOKEN=TOKEN,
-    )
+
+    def singer(command: str, *extra: str) -> subprocess.CompletedProcess[str]:
+        """``crmhub connectors COMMAND singer --config …`` with the tap's token set."""
+        return crmhub(
+            "connectors", command, "singer", "--config", str(definition), *extra,
+            cwd=tmp_path, FIXTURE_TOKEN=TOKEN,
+        )  # fmt: skip
+
+    check = singer("check")
     assert check.returncode == 0, check.stderr
     assert "source reachable" in check.stdout
 
-    run = crmhub(
-        "connectors",
-        "read",
-        "singer",
-        "--config",
-        str(definition),
-        cwd=tmp_path,
-        FIXTURE_TOKEN=TOKEN,
-    )
+    run = singer("read")
     assert run.returncode == 0, run.stderr
     out = messages(run.stdout)
     schemas = {m["stream"]: m for m in out if m["type"] == "SCHEMA"}
@@ -78,17 +71,7 @@ def test_read_prints_the_taps_records_as_singer_messages_and_resumes_from_state(
     # --state: the tap is handed its bookmark and reads only from it (inclusive) on
     state_file = tmp_path / "state.jsonl"
     state_file.write_text(run.stdout)
-    again = crmhub(
-        "connectors",
-        "read",
-        "singer",
-        "--config",
-        str(definition),
-        "--state",
-        str(state_file),
-        cwd=tmp_path,
-        FIXTURE_TOKEN=TOKEN,
-    )
+    again = singer("read", "--state", str(state_file))
     assert again.returncode == 0, again.stderr
     assert [r["id"] for r in records(messages(again.stdout), "users")] == [USERS[-1]["id"]]
 
