@@ -24,10 +24,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
@@ -39,6 +40,9 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from hub.errors import ConfigError, DataQualityError, FatalError, HubError, RetriableError
+
+if TYPE_CHECKING:
+    from projections.access_log import RevealRecord
 
 _VERSION = b"\x01"
 _INFO = b"crmhub token vault v1"
@@ -185,11 +189,15 @@ class TokenVault:
     ) -> str:
         """The value behind `token`, for `actor` acting as `role` with `reason`. Every call
         leaves one access-log row, whatever its outcome; the value is never in it."""
+        from projections.access_log import RevealRecord
+
         if not actor.strip() or not reason.strip():
             raise DataQualityError("a reveal needs the actor's name and a reason")
+        # the log row as far as the caller tells it: the lookup adds entity and outcome
+        asked = RevealRecord(token, None, actor, role, reason, outcome="", at=now)
         for attempt in range(self.ATTEMPTS):
             try:
-                outcome, value = self._logged_attempt(token, private, actor, role, reason, now)
+                outcome, value = self._logged_attempt(asked, private)
                 break
             except DBAPIError as exc:
                 # another reveal took the log's next place: read the new last row, again
@@ -210,23 +218,18 @@ class TokenVault:
         return value
 
     def _logged_attempt(
-        self,
-        token: str,
-        private: VaultPrivateKey,
-        actor: str,
-        role: str,
-        reason: str,
-        now: datetime,
+        self, asked: RevealRecord, private: VaultPrivateKey
     ) -> tuple[str, str | None]:
         """One transaction: look the token up, open it if the role may, and chain the
         attempt into the access log. (outcome, the value when revealed)."""
-        from projections.access_log import RevealRecord, append
+        from projections.access_log import append
         from projections.models import DlpVaultEntry
 
+        token = asked.token
         with Session(self.engine) as session, session.begin():
             entry = session.scalar(select(DlpVaultEntry).where(DlpVaultEntry.token == token))
             outcome, value = GRANTED, None
-            if role not in self.reveal_roles:
+            if asked.role not in self.reveal_roles:
                 outcome = DENIED
             elif entry is None:
                 outcome = UNKNOWN
@@ -236,8 +239,7 @@ class TokenVault:
                 except FatalError:
                     outcome = UNOPENED
             entity = entry.entity if entry is not None else None
-            record = RevealRecord(token, entity, actor, role, reason, outcome, now)
-            append(session, record, self.log_key)
+            append(session, replace(asked, entity=entity, outcome=outcome), self.log_key)
         return outcome, value
 
 
