@@ -28,6 +28,13 @@ _NAMESPACE = uuid.UUID("4b6f7e1c-2d4a-5c8e-9f10-6a7b8c9d0e1f")
 _NAMESPACE_BYTES = _NAMESPACE.bytes
 
 
+def processor_source(flow: str) -> str:
+    """The CloudEvents source of what the processor's chain of `flow` publishes (its
+    validated events and their vault entries): how a consumer tells a department's entries
+    apart, e.g. the projection an HR employee's vault entries (an erasure shreds them)."""
+    return f"urn:crm-hub:processor:{flow}"
+
+
 def deterministic_id(*parts: str) -> str:
     """An event id derived from its source position, so a re-published record keeps its id
     and idempotent consumers drop the copy. The RFC 4122 name-based (SHA-1, version 5)

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -272,6 +273,8 @@ class DlpVaultEntry(SourceLineage, Base):
     from the compacted topic equals the live one."""
 
     __tablename__ = "dlp_token_vault"
+    # An HR erasure shreds the erased employee's rows (`projections.store`).
+    __table_args__ = (Index("ix_dlp_token_vault_origin_subject", "origin", "subject"),)
 
     token: Mapped[str] = mapped_column(Text, primary_key=True)
     entity: Mapped[str] = mapped_column(Text)
@@ -279,6 +282,10 @@ class DlpVaultEntry(SourceLineage, Base):
     key_id: Mapped[str] = mapped_column(String(16), doc="Which vault key the value is sealed to")
     event_id: Mapped[str] = mapped_column(Text, doc="The latest event the token came from")
     sealed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # Whose value it is, as the entry's CloudEvents headers tell (empty on rows written
+    # before revision 0008): the processor flow that tokenized it, and the event's subject.
+    origin: Mapped[str | None] = mapped_column(Text, nullable=True)
+    subject: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class DlpVaultReveal(Base):

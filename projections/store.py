@@ -18,9 +18,9 @@ from datetime import UTC, date, datetime
 from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Engine, Table, TextClause, func, select, text
+from sqlalchemy import Connection, Engine, Table, TextClause, func, select, text, tuple_
 
-from hub.events import EventMeta, deterministic_id
+from hub.events import EventMeta, deterministic_id, processor_source
 from hub.topics import (
     CLEAN_HR_EMPLOYEES,
     CLEAN_HR_ERASURES,
@@ -112,10 +112,13 @@ EMPLOYEE_CONFLICT = OnConflict(("employee_id",), EMPLOYEE_UPDATE, NEWER)
 ERASURE_COLUMNS = ("employee_id", "erased_at", "source_system", "last_event_id", "updated_at")
 # The first erasure stays: a re-delivered or repeated one changes nothing.
 ERASURE_CONFLICT = OnConflict(("employee_id",))
-VAULT_UPDATE = ("entity", "sealed", "key_id", "event_id", "sealed_at", *LINEAGE)
+VAULT_FIELDS = ("entity", "sealed", "key_id", "event_id", "sealed_at", "origin", "subject")
+VAULT_UPDATE = (*VAULT_FIELDS, *LINEAGE)
 VAULT_COLUMNS = ("token", *VAULT_UPDATE)
 # A token's latest entry wins, as on the compacted topic (an older re-delivery loses).
 VAULT_CONFLICT = OnConflict(("token",), VAULT_UPDATE, NEWER)
+# The chain whose vault entries an HR erasure shreds: its employees' values.
+HR_EMPLOYEE_ORIGIN = processor_source("hr-employees")
 
 # Attribution: which e-mail events are touches (an engagement, not a send or a bounce).
 TOUCH_EVENT_TYPES = frozenset({"OPEN", "CLICK"})
@@ -321,7 +324,6 @@ LEAD_KEY = itemgetter("lead_id")
 CONTACT_KEY = itemgetter("contact_id")
 CASE_KEY = itemgetter("ticket_id")
 EMPLOYEE_KEY = itemgetter("employee_id")
-VAULT_KEY = itemgetter("token")
 
 
 def _touch_id(v: dict[str, Any]) -> str:
@@ -428,7 +430,9 @@ class ProjectionStore:
                 self._touch_values,
                 times,
             )
-            vault_rows = _latest(by_topic.get(t.vault, ()), VAULT_KEY, self._vault_values, times)
+            vault_rows, shredded = self._vault_rows(
+                conn, by_topic.get(t.vault, ()), times, erasure_rows
+            )
             redrive_rows = self._redrive_rows(by_topic.get(t.redrives, ()))
             q_rows, reason_rows = self._quarantine_rows(
                 conn, by_topic.get(t.quarantine, []), undecodable, redrive_rows
@@ -453,10 +457,24 @@ class ProjectionStore:
             )
             if erasure_rows:
                 # Right to erasure: the employee's row goes, in the same transaction that
-                # records the erasure (later events for the id are dropped: _employee_rows).
+                # records the erasure (later events for the id are dropped: _employee_rows),
+                # and so do the sealed values the vault holds from the employee's events
+                # (later entries are shredded: _vault_rows).
+                erased = sorted({r[0] for r in erasure_rows})
+                conn.execute(EMPLOYEES.delete().where(EMPLOYEES.c.employee_id.in_(erased)))
                 conn.execute(
-                    EMPLOYEES.delete().where(
-                        EMPLOYEES.c.employee_id.in_(sorted({r[0] for r in erasure_rows}))
+                    VAULT.delete().where(
+                        VAULT.c.origin == HR_EMPLOYEE_ORIGIN, VAULT.c.subject.in_(erased)
+                    )
+                )
+            for token, partition, offset in shredded:
+                # An erased employee's entry is the token's latest: no value for it stays
+                # (an older row of the token included, as the live vault would have it).
+                conn.execute(
+                    VAULT.delete().where(
+                        VAULT.c.token == token,
+                        tuple_(VAULT.c.source_partition, VAULT.c.source_offset)
+                        < tuple_(partition, offset),
                     )
                 )
             if redrive_rows:
@@ -658,10 +676,43 @@ class ProjectionStore:
             )
         return list(first.values())
 
-    def _vault_values(self, v: dict[str, Any]) -> Row:
-        """A vault entry's columns (the value stays sealed; `hub.dlp.vault`)."""
-        sealed_at = self._writer.time(utc(v["sealed_at"]))
-        return (v["entity"], v["sealed"], v["key_id"], v["event_id"], sealed_at)
+    def _vault_rows(
+        self,
+        conn: Connection,
+        events: Sequence[ConsumedEvent],
+        times: dict[datetime, tuple[str, Any]],
+        erasure_rows: list[Row],
+    ) -> tuple[list[Row], list[tuple[str, int, int]]]:
+        """One row per token: its latest entry of the batch (the one compaction keeps),
+        with whose value it is (the entry's source and subject). A token whose latest entry
+        came from an HR employee who is erased (in this batch or before) gets no row: it is
+        shredded instead (token, partition, offset), whatever order the erasure and the
+        entries are read in."""
+        latest: dict[str, ConsumedEvent] = {}
+        for e in events:
+            latest[e.value["token"]] = e
+        if not latest:
+            return [], []
+        erased = {r[0] for r in erasure_rows}
+        hr = [e.meta.subject for e in latest.values() if e.meta.source == HR_EMPLOYEE_ORIGIN]
+        if hr:
+            erased |= self._writer.existing(conn, ERASURES, "employee_id", hr)
+        time = self._writer.time
+        rows: list[Row] = []
+        shredded: list[tuple[str, int, int]] = []
+        for token, e in latest.items():
+            if e.meta.source == HR_EMPLOYEE_ORIGIN and e.meta.subject in erased:
+                shredded.append((token, e.partition, e.offset))
+                continue
+            v = e.value
+            rows.append(
+                (
+                    token, v["entity"], v["sealed"], v["key_id"], v["event_id"],
+                    time(utc(v["sealed_at"])), e.meta.source, e.meta.subject,
+                    e.meta.id, e.topic, e.partition, e.offset, times[e.meta.time][1],
+                )
+            )  # fmt: skip
+        return rows, shredded
 
     def _employee_rows(
         self,

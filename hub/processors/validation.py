@@ -27,7 +27,7 @@ from hub.dlp.engine import Backend
 from hub.dlp.operators import KeyRing, seal
 from hub.dlp.stage import DlpStage
 from hub.errors import SchemaError
-from hub.events import H_POLICY_VERSION, EventMeta, Headers, deterministic_id
+from hub.events import H_POLICY_VERSION, EventMeta, Headers, deterministic_id, processor_source
 from hub.processors.envelope import Envelope, EnvelopeReader
 from hub.quarantine import (
     STAGE_DECODE,
@@ -68,7 +68,7 @@ class Flow:
 
     @property
     def source(self) -> str:
-        return f"urn:crm-hub:processor:{self.name}"
+        return processor_source(self.name)
 
 
 SALES_LEADS = Flow(

@@ -392,7 +392,7 @@ def _run_worker_process(kafka_bootstrap: str, db_url: str, engine: Engine, tmp_p
 
         wait_for(metrics_up, timeout=30)
         with engine.connect() as conn:
-            assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0007"
+            assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0008"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
     finally:

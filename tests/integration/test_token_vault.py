@@ -29,8 +29,8 @@ from projections.access_log import verify_log
 from projections.audit import GENESIS_HASH
 from projections.db import make_engine
 from projections.models import DlpVaultEntry, DlpVaultReveal
-from projections.store import ConsumedEvent, ProjectionStore
-from tests.integration.test_projection_store import BACKENDS, fresh_database
+from projections.store import HR_EMPLOYEE_ORIGIN, ConsumedEvent, ProjectionStore
+from tests.integration.test_projection_store import BACKENDS, erasure_event, fresh_database
 
 pytestmark = pytest.mark.integration
 
@@ -65,7 +65,13 @@ def _outcomes(engine: Engine) -> list[tuple[str, str, str | None]]:
 
 
 def vault_event(
-    private: VaultPrivateKey, offset: int, event_id: str, value: str = SSN
+    private: VaultPrivateKey,
+    offset: int,
+    event_id: str,
+    value: str = SSN,
+    *,
+    source: str = "/crm-hub/processors/sales",
+    subject: str = "L-1",
 ) -> ConsumedEvent:
     """A message of crm.dlp.vault.v1 as the DLP stage writes it (sealed per message)."""
     token = tokenize(KEYS, "US_SSN", value, TokenizeParams())
@@ -80,9 +86,9 @@ def vault_event(
     }
     meta = EventMeta(
         id=f"vault-{event_id}",
-        source="/crm-hub/processors/sales",
+        source=source,
         type="crm.dlp.vault-entry.v1",
-        subject="L-1",
+        subject=subject,
         time=sealed_at,
     )
     return ConsumedEvent(DLP_VAULT, 0, offset, token, meta, entry, b"v%d" % offset)
@@ -311,3 +317,57 @@ def test_concurrent_reveals_each_take_their_own_place_in_the_chain(
         t.join()
     check = verify_log(engine, LOG_KEY)
     assert (check.ok, check.checked) == (True, 30), check.describe()
+
+
+# -- erasure -------------------------------------------------------------------------------
+def _erasure_case(private: VaultPrivateKey) -> tuple[list[ConsumedEvent], list[ConsumedEvent]]:
+    """Vault entries (in topic order) and an HR erasure of employee E1."""
+    hr = {"source": HR_EMPLOYEE_ORIGIN}
+    entries = [
+        vault_event(private, 0, "ev-e1", "219-09-9999", subject="E1", **hr),
+        vault_event(private, 1, "ev-lead", "457-55-5462", subject="E1"),  # a lead "E1"
+        vault_event(private, 2, "ev-e2", "536-22-8726", subject="E2", **hr),
+        # one value, two owners: a lead's first, then the erased employee's
+        vault_event(private, 3, "ev-shared-lead", "321-54-9876", subject="L-9"),
+        vault_event(private, 4, "ev-shared-e1", "321-54-9876", subject="E1", **hr),
+    ]
+    return entries, [erasure_event("E1", 0, 0)]
+
+
+def _tokens(engine: Engine) -> dict[str, tuple[str | None, str | None]]:
+    with engine.connect() as conn:
+        return {r.token: (r.origin, r.subject) for r in conn.execute(select(DlpVaultEntry))}
+
+
+def test_an_hr_erasure_shreds_the_employees_values_in_the_vault_whatever_the_order(
+    engine: Engine, private: VaultPrivateKey, database_urls: list[str], tmp_path: Path
+) -> None:
+    """Right to erasure reaches the vault: the erased employee's sealed values go with the
+    erasure, and an entry of theirs that comes later never lands. A value of someone else
+    stays, also a lead that happens to have the same id. A token whose latest entry is the
+    employee's has no row, as on the compacted topic after the erasure. A rebuild that
+    reads the erasure first ends the same."""
+    entries, erasure = _erasure_case(private)
+    store = ProjectionStore(engine, audit_key=b"audit")
+    store.apply(entries)
+    assert len(_tokens(engine)) == 4  # before the erasure: every token, shared one once
+    store.apply(erasure)
+    later = vault_event(private, 5, "ev-e1-later", "078-05-1120", subject="E1",
+                        source=HR_EMPLOYEE_ORIGIN)  # fmt: skip
+    store.apply([later])
+    kept = _tokens(engine)
+    assert sorted(kept.values()) == [
+        ("/crm-hub/processors/sales", "E1"),  # the lead's value
+        (HR_EMPLOYEE_ORIGIN, "E2"),
+    ]
+    live = _rows(engine)
+
+    backend = "sqlite" if engine.dialect.name == "sqlite" else "postgresql"
+    with fresh_database(backend, database_urls, tmp_path / "rebuild") as url:
+        rebuilt = make_engine(url)
+        replay = ProjectionStore(rebuilt, audit_key=b"audit")
+        replay.apply(erasure)  # the erasures' topic read first this time
+        for entry in [*entries, later]:  # one batch each: the lead's shared value lands first
+            replay.apply([entry])
+        assert sorted(_rows(rebuilt)) == sorted(live)
+        rebuilt.dispose()
