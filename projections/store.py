@@ -348,16 +348,13 @@ def _latest(
     for e in events:
         v = e.value
         key = key_of(v)
-        latest[key] = (
-            key,
-            *values(v),
-            e.meta.id,
-            e.topic,
-            e.partition,
-            e.offset,
-            times[e.meta.time][1],
-        )
+        latest[key] = (key, *values(v), *_lineage(e, times))
     return list(latest.values())
+
+
+def _lineage(e: ConsumedEvent, times: dict[datetime, tuple[str, Any]]) -> Row:
+    """The `LINEAGE` columns of a row from `e`."""
+    return (e.meta.id, e.topic, e.partition, e.offset, times[e.meta.time][1])
 
 
 def _iso_date(text: str | None) -> date | None:
@@ -705,13 +702,9 @@ class ProjectionStore:
                 shredded.append((token, e.partition, e.offset))
                 continue
             v = e.value
-            rows.append(
-                (
-                    token, v["entity"], v["sealed"], v["key_id"], v["event_id"],
-                    time(utc(v["sealed_at"])), e.meta.source, e.meta.subject,
-                    e.meta.id, e.topic, e.partition, e.offset, times[e.meta.time][1],
-                )
-            )  # fmt: skip
+            sealed_at = time(utc(v["sealed_at"]))
+            fields = (v["entity"], v["sealed"], v["key_id"], v["event_id"], sealed_at)
+            rows.append((token, *fields, e.meta.source, e.meta.subject, *_lineage(e, times)))
         return rows, shredded
 
     def _employee_rows(
