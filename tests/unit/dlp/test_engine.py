@@ -16,7 +16,7 @@ import pytest
 from bench.dlp_corpus import generate
 from hub.dlp import registry
 from hub.dlp.base import Finding, Pattern, Recognizer, scan_reference
-from hub.dlp.engine import Engine, dedupe, prefilter, strip_lookarounds
+from hub.dlp.engine import Engine, _context_words, dedupe, prefilter, strip_lookarounds
 from hub.dlp.hyperscan_matcher import HyperscanMatcher, _Collector, _joined
 from tests.unit.dlp.scan_helpers import table_texts
 
@@ -453,6 +453,56 @@ def test_context_lookup_follows_its_rule_on_random_texts() -> None:
     assert ascii_checked > 300  # every road was taken, often: ASCII, Latin-1, wider
     assert latin1_checked > 300
     assert checked - ascii_checked - latin1_checked > 100
+
+
+class _SingleWords(Recognizer):
+    """Context of single words only: the engine reads them off the matcher's occurrences
+    (`hub.dlp.engine._context_at`) instead of calling context_in, in Latin-1 text."""
+
+    entity = "TEST"
+    name = "single_words"
+    patterns: ClassVar[tuple[Pattern, ...]] = (Pattern("digits", r"\d{6}", 0.3),)
+    context: ClassVar[tuple[str, ...]] = ("tel", "telephone", "ab", "x1", "e-mail", "k\u00e9y")
+
+
+class _GatedSingleWords(_SingleWords):
+    name = "gated_single_words"
+    context_required: ClassVar[bool] = True
+
+
+class _Phrases(_SingleWords):
+    name = "phrases"
+    context: ClassVar[tuple[str, ...]] = ("tel", "call me", "ab", "me tel", "x1 ab", "e-mail")
+    context_required: ClassVar[bool] = True
+
+
+def test_context_from_the_matchers_occurrences_is_context_in() -> None:
+    """Random texts of context words and phrases cut, glued and spread around the values,
+    with characters that lower-case into ASCII letters (\u212a, \u0130) or are
+    stand-ins for them: the engine reports the context word `scan_reference` does, whether
+    it looks the word up before validating (gated; a score under the threshold) or after."""
+    assert _context_words(_SingleWords) == ({"tel": 0, "telephone": 1, "ab": 2, "x1": 3}, ())
+    assert _context_words(_Words)[1] == (("call me", 4),)
+    rng = random.Random(17)
+    alphabet = [
+        "tel", "Tel", "TELEPHONE", "telephon", "ab", "AB", "x1", "e-mail", "k\u00e9y", " ",
+        "call", "Me", "call me", "me tel",
+        " ", "  ", "-", ".", "a", "1", "\u00e9", "\u0130", "\u212a", "123456", "\n",
+    ]  # fmt: skip
+    latin1 = [p for p in alphabet if max(p) < "\u0100"]
+    recognizers = [_SingleWords(), _GatedSingleWords(), _Phrases()]
+    engine = Engine(recognizers, backend="hyperscan")  # type: ignore[arg-type]
+    with_word = with_phrase = 0
+    for i in range(3000):
+        pieces = latin1 if i % 4 else alphabet
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 60)))
+        for min_score in (0.0, 0.5):
+            want = [f for r in recognizers for f in scan_reference(r, text, min_score=min_score)]
+            assert engine.scan_text_all(text, min_score=min_score) == want, (text, min_score)
+            with_word += sum(f.context_word is not None for f in want)
+            with_phrase += sum(f.context_word in ("call me", "me tel", "x1 ab") for f in want)
+    assert with_word > 1000
+    assert with_phrase > 300
 
 
 class _Untranslatable(Recognizer):
