@@ -27,9 +27,9 @@ its default ``score_threshold`` (0) and its results are scored twice: kept at sc
 is at least Presidio's better F1 of the two.
 
 Timing: for ours, as `bench.dlp_engine`: `Engine.scan_record` per record (one engine
-call per record, as the processor calls it today: the ratio to Presidio is taken on this
-figure) and `Engine.scan_records` on batches of 500 records (as `DlpStage.protect_many`
-would); for Presidio one ``AnalyzerEngine.analyze`` per text (every structured field, and
+call per record: the stricter figure, and the one the headline ratio to Presidio is taken
+on) and `Engine.scan_records` on batches of 500 records (as the processor calls it:
+`DlpStage.protect_many` on each batch it takes, up to ``processor_batch_size``); for Presidio one ``AnalyzerEngine.analyze`` per text (every structured field, and
 each free-text record's ``notes``). Construction and a warm-up pass are not timed; the best
 of ``--repeat`` passes is kept for both; wall-clock time, with CPU time alongside (the
 machine is shared). Scoring is `bench.dlp_engine.score` (its matching rule: same entity,
