@@ -29,8 +29,9 @@ is at least Presidio's better F1 of the two.
 Timing: for ours, as `bench.dlp_engine`: `Engine.scan_record` per record (one engine
 call per record: the stricter figure, and the one the headline ratio to Presidio is taken
 on) and `Engine.scan_records` on batches of 500 records (as the processor calls it:
-`DlpStage.protect_many` on each batch it takes, up to ``processor_batch_size``); for Presidio one ``AnalyzerEngine.analyze`` per text (every structured field, and
-each free-text record's ``notes``). Construction and a warm-up pass are not timed; the best
+`DlpStage.protect_many` on each batch it takes, up to ``processor_batch_size``); for
+Presidio one ``AnalyzerEngine.analyze`` per text (every structured field, and each
+free-text record's ``notes``). Construction and a warm-up pass are not timed; the best
 of ``--repeat`` passes is kept for both; wall-clock time, with CPU time alongside (the
 machine is shared). Scoring is `bench.dlp_engine.score` (its matching rule: same entity,
 spans overlapping by at least half of the longer span, each label matched once), with
