@@ -491,7 +491,7 @@ def test_context_from_the_matchers_occurrences_is_context_in() -> None:
     ]  # fmt: skip
     latin1 = [p for p in alphabet if max(p) < "\u0100"]
     recognizers = [_SingleWords(), _GatedSingleWords(), _Phrases()]
-    engine = Engine(recognizers, backend="hyperscan")  # type: ignore[arg-type]
+    engine = Engine(recognizers, backend="hyperscan")
     with_word = with_phrase = 0
     for i in range(3000):
         pieces = latin1 if i % 4 else alphabet
