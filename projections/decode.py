@@ -29,7 +29,7 @@ from hub.errors import SchemaError
 from hub.events import AVRO_CONTENT_TYPE, EventMeta, parse_time
 from hub.serde import AvroCodec, parse
 from projections.flat_avro import FlatRecordReader
-from projections.store import ConsumedEvent, Item, UndecodableEvent
+from projections.store import ConsumedEvent, Item, Tombstone, UndecodableEvent
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +58,13 @@ class _UnresolvedReader:
 
 
 class MessageDecoder:
-    """Decodes messages of the topics in ``codecs`` (topic -> its reader ``AvroCodec``)."""
+    """Decodes messages of the topics in ``codecs`` (topic -> its reader ``AvroCodec``). On
+    the ``compacted`` topics a record with a key and no value is a `Tombstone`; anywhere
+    else a missing value is undecodable."""
 
-    def __init__(self, codecs: Mapping[str, AvroCodec]) -> None:
+    def __init__(self, codecs: Mapping[str, AvroCodec], compacted: Iterable[str] = ()) -> None:
         self.codecs = dict(codecs)
+        self.compacted = frozenset(compacted)
         # (topic, schema id) -> a reader when the writer schema is the reader schema; None
         # when it is not (those go through the codec).
         self._direct: dict[tuple[str, int], _UnresolvedReader | None] = {}
@@ -76,6 +79,11 @@ class MessageDecoder:
             raise ValueError("message without a position")
         raw_key = msg.key()
         key = raw_key.decode("utf-8", "replace") if isinstance(raw_key, bytes) else raw_key
+        if topic in self.compacted and msg.value() is None:
+            if key:
+                return Tombstone(topic, partition, offset, key)
+            message = "a tombstone without a key"
+            return _undecodable(topic, partition, offset, key, "decode.tombstone", message)
         try:
             meta = self.event_meta(cast("RawHeaders", msg.headers()))
         except SchemaError as exc:

@@ -294,7 +294,20 @@ class UndecodableEvent:
         return deterministic_id("decode", self.topic, str(self.partition), str(self.offset))
 
 
-Item = ConsumedEvent | UndecodableEvent
+@dataclass(frozen=True, slots=True)
+class Tombstone:
+    """A record of the token vault's compacted topic with a key and no value: Kafka's way
+    to delete a key (compaction drops the key's older records, then the tombstone itself).
+    The projection deletes the token's row if it came from before the tombstone, so the
+    live vault equals one rebuilt from the compacted topic."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: str
+
+
+Item = ConsumedEvent | UndecodableEvent | Tombstone
 Position = tuple[str, int]
 _position = attrgetter("topic", "partition", "offset")
 _chain = attrgetter("topic", "partition")
@@ -316,7 +329,8 @@ class ApplyResult:
     redrives: int = 0
     undecodable: int = 0
     positions: dict[Position, int] = field(default_factory=dict)
-    # (topic, outcome) -> count; outcome is applied, skipped or undecodable
+    tombstones: int = 0  # token vault keys deleted on the topic
+    # (topic, outcome) -> count; outcome is applied, skipped, undecodable or tombstone
     outcomes: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
@@ -399,6 +413,12 @@ class ProjectionStore:
         items = sorted(batch, key=_position)
         events = [e for e in items if isinstance(e, ConsumedEvent)]
         undecodable = [e for e in items if isinstance(e, UndecodableEvent)]
+        # (token, partition, offset): deleted on the topic, so from the vault (below)
+        deleted = [
+            (i.key, i.partition, i.offset)
+            for i in items
+            if isinstance(i, Tombstone) and i.topic == self.topics.vault
+        ]
         positions: dict[Position, int] = {}
         for item in items:  # sorted: the last of a partition has its highest offset
             positions[(item.topic, item.partition)] = item.offset + 1
@@ -464,9 +484,10 @@ class ProjectionStore:
                         VAULT.c.origin == HR_EMPLOYEE_ORIGIN, VAULT.c.subject.in_(erased)
                     )
                 )
-            for token, partition, offset in shredded:
-                # An erased employee's entry is the token's latest: no value for it stays
-                # (an older row of the token included, as the live vault would have it).
+            for token, partition, offset in [*shredded, *deleted]:
+                # An erased employee's entry is the token's latest, or the token was deleted
+                # on the topic: no value for it from before stays (a row from an older
+                # entry included), as compaction leaves the topic. A later entry stays.
                 conn.execute(
                     VAULT.delete().where(
                         VAULT.c.token == token,
@@ -487,6 +508,8 @@ class ProjectionStore:
         for item in items:
             if isinstance(item, UndecodableEvent):
                 outcome = "undecodable"
+            elif isinstance(item, Tombstone):
+                outcome = "tombstone"
             else:
                 outcome = "applied" if id(item) in applied_ids else "skipped"
             outcomes[(item.topic, outcome)] = outcomes.get((item.topic, outcome), 0) + 1
@@ -504,6 +527,7 @@ class ProjectionStore:
             quarantined=len(by_topic.get(self.topics.quarantine, ())),
             redrives=len(redrive_rows),
             undecodable=len(undecodable),
+            tombstones=len(deleted),
             positions=positions,
             outcomes=outcomes,
         )

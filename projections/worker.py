@@ -171,7 +171,7 @@ class ProjectionWorker:
                 load_schema_text(schema_path(settings.schemas_dir, "dlp/VaultEntry")),
             ),
         }
-        self.decoder = MessageDecoder(self.codecs)
+        self.decoder = MessageDecoder(self.codecs, compacted=[self.topics.vault])
         self.stats = WorkerStats()
 
     # -- the loop -----------------------------------------------------------------------

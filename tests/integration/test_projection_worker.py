@@ -24,6 +24,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import Engine, func, inspect, select, text
 
 from hub.broker import ensure_topics, free_port
+from hub.dlp.vault import VaultPrivateKey
 from hub.errors import SchemaError
 from hub.events import EventMeta, deterministic_id
 from hub.serde import AvroCodec, load_schema_text, schema_path
@@ -31,14 +32,22 @@ from hub.settings import REPO_ROOT, Settings
 from projections.audit import verify_chain
 from projections.db import make_engine
 from projections.decode import MessageDecoder
-from projections.models import AuditEntry, Lead, QuarantineRedrive, QuarantineRow
-from projections.store import ProjectionStore, ProjectionTopics
+from projections.models import (
+    AuditEntry,
+    DlpVaultEntry,
+    Lead,
+    QuarantineRedrive,
+    QuarantineRow,
+)
+from projections.store import ConsumedEvent, ProjectionStore, ProjectionTopics
 from projections.worker import ProjectionWorker
 from tests.integration.test_projection_store import BACKENDS, fresh_database
+from tests.integration.test_token_vault import vault_event
 
 pytestmark = pytest.mark.integration
 
 KEY = "worker-test-audit-key"
+SSNS = ("078-05-1120", "219-09-9999")  # values for the vault entries (no one's)
 SCHEMAS = REPO_ROOT / "schemas"
 
 
@@ -162,6 +171,15 @@ class Feed:
             value=b"this is not avro",
             headers=ce_headers(meta) if headers else None,
         )
+        self.sent += 1
+
+    def vault_entry(self, topic: str, codec: AvroCodec, entry: ConsumedEvent) -> None:
+        """A token vault entry (`tests.integration.test_token_vault.vault_event`)."""
+        assert entry.key is not None
+        self._send(topic, entry.key, codec.encode(entry.value), entry.meta)
+
+    def tombstone(self, topic: str, key: str) -> None:
+        self.producer.produce(topic, key=key, value=None)
         self.sent += 1
 
     def _send(self, topic: str, key: str, value: bytes, meta: EventMeta) -> None:
@@ -605,3 +623,47 @@ def test_a_redrive_marks_its_quarantine_row_redriven_whichever_arrives_first(
         f"{q}-4": ("redriven", 1),
     }
     assert verify_chain(engine, KEY.encode()).ok
+
+
+def test_a_tombstone_on_the_vault_topic_deletes_the_token_and_is_no_bad_record(
+    kafka_bootstrap: str,
+    unique: str,
+    db_url: str,
+    engine: Engine,
+    tmp_path: Path,
+    registry: SchemaRegistryClient,
+) -> None:
+    """Through the broker: a record with a token as its key and no value on the vault's
+    compacted topic (a tombstone, as an operator deleting the token would send) deletes
+    the token's row. It is neither quarantined (it has no CloudEvents headers, which any
+    other record without them would be) nor audited; the worker counts it apart."""
+    feed = Feed(kafka_bootstrap, unique, registry)
+    topics = feed.topics._replace(vault=f"t.vault.{unique}")
+    ensure_topics(kafka_bootstrap, {topics.vault: (2, {"cleanup.policy": "compact"})})
+    codec = AvroCodec(
+        registry, topics.vault, load_schema_text(schema_path(SCHEMAS, "dlp/VaultEntry"))
+    )
+    private = VaultPrivateKey.generate()
+    entries = [vault_event(private, n, f"ev-{unique}-{n}", ssn) for n, ssn in enumerate(SSNS)]
+    for entry in entries:
+        feed.vault_entry(topics.vault, codec, entry)
+    deleted, kept = (str(e.key) for e in entries)
+    feed.tombstone(topics.vault, deleted)
+    feed.flush()
+
+    store = ProjectionStore(engine, audit_key=KEY.encode(), topics=topics)
+    worker = ProjectionWorker(
+        worker_settings(tmp_path, kafka_bootstrap, db_url),
+        topics=topics,
+        group_id=f"projections-{unique}",
+        batch_size=25,
+        registry=registry,
+    )
+    run_worker(worker, lambda: sum(store.positions().values()) == 3)
+
+    with engine.connect() as conn:
+        assert set(conn.scalars(select(DlpVaultEntry.token))) == {kept}
+    counts = store.counts()
+    assert (counts["quarantine"], counts["audit_entries"]) == (0, 2)
+    assert (worker.stats.received, worker.stats.undecodable) == (3, 0)
+    assert sample("hub_projection_events_total", topics.vault, "tombstone") == 1

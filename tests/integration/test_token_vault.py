@@ -29,7 +29,7 @@ from projections.access_log import verify_log
 from projections.audit import GENESIS_HASH
 from projections.db import make_engine
 from projections.models import DlpVaultEntry, DlpVaultReveal
-from projections.store import HR_EMPLOYEE_ORIGIN, ConsumedEvent, ProjectionStore
+from projections.store import HR_EMPLOYEE_ORIGIN, ConsumedEvent, ProjectionStore, Tombstone
 from tests.integration.test_projection_store import BACKENDS, erasure_event, fresh_database
 
 pytestmark = pytest.mark.integration
@@ -345,8 +345,8 @@ def test_an_hr_erasure_shreds_the_employees_values_in_the_vault_whatever_the_ord
     """Right to erasure reaches the vault: the erased employee's sealed values go with the
     erasure, and an entry of theirs that comes later never lands. A value of someone else
     stays, also a lead that happens to have the same id. A token whose latest entry is the
-    employee's has no row, as on the compacted topic after the erasure. A rebuild that
-    reads the erasure first ends the same."""
+    employee's has no row (its older rows included). A rebuild that reads the erasure
+    first ends the same."""
     entries, erasure = _erasure_case(private)
     store = ProjectionStore(engine, audit_key=b"audit")
     store.apply(entries)
@@ -369,5 +369,40 @@ def test_an_hr_erasure_shreds_the_employees_values_in_the_vault_whatever_the_ord
         replay.apply(erasure)  # the erasures' topic read first this time
         for entry in [*entries, later]:  # one batch each: the lead's shared value lands first
             replay.apply([entry])
+        assert sorted(_rows(rebuilt)) == sorted(live)
+        rebuilt.dispose()
+
+
+# -- tombstones ------------------------------------------------------------------------------
+def test_a_tombstone_on_the_topic_deletes_the_tokens_value_from_before_it(
+    engine: Engine, private: VaultPrivateKey, database_urls: list[str], tmp_path: Path
+) -> None:
+    """A token deleted on the compacted topic (a record with its key and no value, as an
+    operator or an erasure would send) leaves the vault: the token's row goes if it came
+    from before the tombstone, in the same batch or an earlier one; a tombstone older than
+    the row (re-delivered), or of a token the vault never had, changes nothing; an entry
+    after it lands again. The live vault equals one rebuilt from what compaction leaves."""
+    other = vault_event(private, 1, "ev-other", "219-09-9999")
+    store = ProjectionStore(engine, audit_key=b"audit")
+    store.apply([vault_event(private, 0, "ev-1"), other])
+    result = store.apply([Tombstone(DLP_VAULT, 0, 2, TOKEN), Tombstone(DLP_VAULT, 0, 3, "t-x")])
+    assert (result.tombstones, result.outcomes) == (2, {(DLP_VAULT, "tombstone"): 2})
+    assert set(_tokens(engine)) == {other.value["token"]}
+    assert store.counts()["quarantine"] == 0  # a tombstone is no bad record
+    assert store.counts()["audit_entries"] == 2  # nor an event
+
+    again = vault_event(private, 4, "ev-4")  # the value vaulted again, after the tombstone
+    store.apply([again])
+    store.apply([Tombstone(DLP_VAULT, 0, 2, TOKEN)])  # the old tombstone, re-delivered
+    assert set(_tokens(engine)) == {TOKEN, other.value["token"]}
+    third = vault_event(private, 5, "ev-5", "536-22-8726")
+    store.apply([third, Tombstone(DLP_VAULT, 0, 6, third.value["token"])])  # one batch
+    assert third.value["token"] not in _tokens(engine)
+    live = _rows(engine)
+
+    backend = "sqlite" if engine.dialect.name == "sqlite" else "postgresql"
+    with fresh_database(backend, database_urls, tmp_path / "rebuild") as url:
+        rebuilt = make_engine(url)
+        ProjectionStore(rebuilt, audit_key=b"audit").apply([other, again])  # compacted
         assert sorted(_rows(rebuilt)) == sorted(live)
         rebuilt.dispose()
