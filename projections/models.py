@@ -288,6 +288,19 @@ class DlpVaultEntry(SourceLineage, Base):
     subject: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
+class DlpVaultTombstone(Base):
+    """Outbox of the token vault's tombstones: each token an HR erasure took out of the
+    vault (`DlpVaultEntry`), written in the erasure's transaction and removed once the
+    projection worker has published a tombstone for it on ``crm.dlp.vault.v1``, so the
+    compacted topic drops the erased employee's sealed values too. A token only: never a
+    value, nor whose it was."""
+
+    __tablename__ = "dlp_vault_tombstones"
+
+    token: Mapped[str] = mapped_column(Text, primary_key=True)
+    queued_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class DlpVaultReveal(Base):
     """Insert-only access log of the token vault: one row per reveal attempt, whatever its
     outcome (revealed, role-denied, unknown-token, key-mismatch). Never the value. A signed

@@ -38,6 +38,7 @@ from projections.models import (
     AttributionTouch,
     AuditEntry,
     DlpVaultEntry,
+    DlpVaultTombstone,
     HrEmployee,
     HrErasure,
     Lead,
@@ -63,6 +64,7 @@ EMPLOYEES: Table = HrEmployee.__table__  # type: ignore[assignment]
 ERASURES: Table = HrErasure.__table__  # type: ignore[assignment]
 TOUCHES: Table = AttributionTouch.__table__  # type: ignore[assignment]
 VAULT: Table = DlpVaultEntry.__table__  # type: ignore[assignment]
+TOMBSTONES: Table = DlpVaultTombstone.__table__  # type: ignore[assignment]
 
 LINEAGE = ("last_event_id", "source_topic", "source_partition", "source_offset", "updated_at")
 NEWER = ("source_partition", "source_offset")
@@ -119,6 +121,8 @@ VAULT_COLUMNS = ("token", *VAULT_UPDATE)
 VAULT_CONFLICT = OnConflict(("token",), VAULT_UPDATE, NEWER)
 # The chain whose vault entries an HR erasure shreds: its employees' values.
 HR_EMPLOYEE_ORIGIN = processor_source("hr-employees")
+# The outbox of tombstones for those tokens: a token queued twice is one tombstone.
+TOMBSTONE_CONFLICT = OnConflict(("token",))
 
 # Attribution: which e-mail events are touches (an engagement, not a send or a bounce).
 TOUCH_EVENT_TYPES = frozenset({"OPEN", "CLICK"})
@@ -330,6 +334,7 @@ class ApplyResult:
     undecodable: int = 0
     positions: dict[Position, int] = field(default_factory=dict)
     tombstones: int = 0  # token vault keys deleted on the topic
+    tombstones_queued: int = 0  # erased employees' tokens queued for a tombstone
     # (topic, outcome) -> count; outcome is applied, skipped, undecodable or tombstone
     outcomes: dict[tuple[str, str], int] = field(default_factory=dict)
 
@@ -472,6 +477,9 @@ class ProjectionStore:
                     TableRows(OFFSETS, OFFSET_COLUMNS, offset_rows, OFFSET_CONFLICT),
                 ),
             )
+            # Tokens whose erased employee's entry leaves the vault: the topic gets a
+            # tombstone for each (`queued_tombstones`), so compaction drops the entry too.
+            erased_tokens = [token for token, _, _ in shredded]
             if erasure_rows:
                 # Right to erasure: the employee's row goes, in the same transaction that
                 # records the erasure (later events for the id are dropped: _employee_rows),
@@ -479,11 +487,9 @@ class ProjectionStore:
                 # (later entries are shredded: _vault_rows).
                 erased = sorted({r[0] for r in erasure_rows})
                 conn.execute(EMPLOYEES.delete().where(EMPLOYEES.c.employee_id.in_(erased)))
-                conn.execute(
-                    VAULT.delete().where(
-                        VAULT.c.origin == HR_EMPLOYEE_ORIGIN, VAULT.c.subject.in_(erased)
-                    )
-                )
+                theirs = (VAULT.c.origin == HR_EMPLOYEE_ORIGIN, VAULT.c.subject.in_(erased))
+                erased_tokens += conn.scalars(select(VAULT.c.token).where(*theirs))
+                conn.execute(VAULT.delete().where(*theirs))
             for token, partition, offset in [*shredded, *deleted]:
                 # An erased employee's entry is the token's latest, or the token was deleted
                 # on the topic: no value for it from before stays (a row from an older
@@ -494,6 +500,12 @@ class ProjectionStore:
                         tuple_(VAULT.c.source_partition, VAULT.c.source_offset)
                         < tuple_(partition, offset),
                     )
+                )
+            if erased_tokens:
+                queued = w.time(datetime.now(UTC))
+                rows = [(token, queued) for token in sorted(set(erased_tokens))]
+                w.write(
+                    conn, (TableRows(TOMBSTONES, ("token", "queued_at"), rows, TOMBSTONE_CONFLICT),)
                 )
             if redrive_rows:
                 # A quarantine row already in the read model: re-driven now. (One that
@@ -528,6 +540,7 @@ class ProjectionStore:
             redrives=len(redrive_rows),
             undecodable=len(undecodable),
             tombstones=len(deleted),
+            tombstones_queued=len(set(erased_tokens)),
             positions=positions,
             outcomes=outcomes,
         )
@@ -854,6 +867,30 @@ class ProjectionStore:
                 {"person": address.casefold()},
             ).first()
             return None if row is None else dict(row._mapping)
+
+    # -- the vault's tombstones ----------------------------------------------------------
+    def queued_tombstones(self, limit: int) -> tuple[list[str], list[str]]:
+        """Up to `limit` tokens of the tombstone outbox, oldest first: (those to publish a
+        tombstone for, all of them). A token the vault holds again — vaulted since, from
+        someone else's value — needs none: the newer entry is the key's latest on the
+        topic, and compaction drops the erased one behind it. Take the tokens off with
+        `tombstones_published` once the broker has the tombstones."""
+        t, v = TOMBSTONES.c, VAULT.c
+        query = (
+            select(t.token, v.token.is_(None))
+            .select_from(TOMBSTONES.outerjoin(VAULT, v.token == t.token))
+            .order_by(t.queued_at, t.token)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [token for token, gone in rows if gone], [token for token, _ in rows]
+
+    def tombstones_published(self, tokens: Sequence[str]) -> None:
+        """Take `tokens` off the tombstone outbox."""
+        if tokens:
+            with self.engine.begin() as conn:
+                conn.execute(TOMBSTONES.delete().where(TOMBSTONES.c.token.in_(list(tokens))))
 
     def counts(self) -> dict[str, Any]:
         """Sizes for the demo and the status page."""

@@ -9,6 +9,11 @@ Kafka afterwards is best effort, for lag monitoring only. A message that cannot 
 becomes a ``decode`` quarantine row and its offset advances; a database or registry failure
 rolls the batch back and retries it, with back-off, until it succeeds or the worker stops.
 
+An HR erasure queues the tokens it takes out of the token vault in an outbox table, in its
+own transaction; the worker then publishes a tombstone for each on the vault's compacted
+topic and takes them off the queue once the broker has them all (`publish_tombstones`).
+A failure leaves them queued for the next try: a tombstone sent twice deletes nothing more.
+
 Run it as ``python -m projections.worker`` (settings from ``HUB_*``/``crmhub.yaml``).
 """
 
@@ -33,6 +38,7 @@ from confluent_kafka import (
     KafkaError,
     KafkaException,
     Message,
+    Producer,
     TopicPartition,
 )
 from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -65,8 +71,15 @@ EVENTS = Counter(
 )
 BATCHES = Counter("hub_projection_batches", "Batches committed by the projections")
 ERRORS = Counter("hub_projection_errors", "Projection errors, by class", ["error"])
+TOMBSTONES = Counter(
+    "hub_projection_vault_tombstones",
+    "Tombstones published on the token vault's topic for tokens an HR erasure removed",
+)
 
 MAX_BACKOFF = 30.0
+TOMBSTONE_BATCH = 500  # outbox rows read per round
+TOMBSTONE_TIMEOUT = 15.0  # seconds the broker has to take a round's tombstones
+TOMBSTONE_RETRY = 10.0  # seconds before a failed round is tried again
 DECODE_SLICE = 20  # messages decoded between two GIL releases (~0.5 ms)
 
 
@@ -173,6 +186,10 @@ class ProjectionWorker:
         }
         self.decoder = MessageDecoder(self.codecs, compacted=[self.topics.vault])
         self.stats = WorkerStats()
+        self._producer: Producer | None = None
+        # Publish queued tombstones (any left by an earlier run, then an erasure's) once
+        # the time comes (time.monotonic()); None: nothing queued.
+        self._tombstones_at: float | None = 0.0
 
     # -- the loop -----------------------------------------------------------------------
     def consumer_config(self) -> dict[str, Any]:
@@ -216,20 +233,94 @@ class ProjectionWorker:
                 except queue.Empty:
                     if reading_done.is_set():
                         break
+                    self._tombstones_if_due()
                     continue
                 result = self._apply_until_done(items, stop)
                 if result is None:  # stopped while retrying: nothing stored, replays later
                     break
                 # The consumer is the reader's: calls from two threads deadlock in librdkafka.
                 commits.put(result.positions)
+                if result.tombstones_queued and self._tombstones_at is None:
+                    self._tombstones_at = 0.0
+                self._tombstones_if_due()
         finally:
             stop.set()
             reader.join(timeout=30)
             consumer.close()
+            if self._producer is not None:
+                self._producer.flush(1.0)  # what is left stays queued in the outbox
             self.engine.dispose()
             if self._owned_registry is not None:
                 self._owned_registry.close()
             log.info("projection worker stopped")
+
+    def _tombstones_if_due(self) -> None:
+        at = self._tombstones_at
+        if at is not None and time.monotonic() >= at:
+            done = self.publish_tombstones()
+            self._tombstones_at = None if done else time.monotonic() + TOMBSTONE_RETRY
+
+    def tombstone_config(self) -> dict[str, Any]:
+        return {
+            **self.settings.kafka_common(),
+            "client.id": f"{self.group_id}-tombstones",
+            "enable.idempotence": True,
+            "linger.ms": 5,
+            "message.timeout.ms": int(TOMBSTONE_TIMEOUT * 1000),
+            "logger": logging.getLogger("projections.kafka"),
+        }
+
+    def publish_tombstones(self) -> bool:
+        """Publish a tombstone on the token vault's topic for each token in the outbox
+        (`ProjectionStore.queued_tombstones`), a round of `TOMBSTONE_BATCH` at a time, and
+        take a round off the queue once the broker has acknowledged all of it. True when
+        the queue is empty; False when a round failed (broker or database), which stays
+        queued for the next try."""
+        while True:
+            try:
+                publish, taken = self.store.queued_tombstones(TOMBSTONE_BATCH)
+            except SQLAlchemyError as exc:
+                ERRORS.labels("tombstone_queue").inc()
+                log.warning("vault tombstones not read (%s); retrying", describe_error(exc))
+                return False
+            if not taken:
+                return True
+            reason = self._tombstones(publish)
+            if reason is not None:
+                ERRORS.labels("tombstone_publish").inc()
+                log.warning("vault tombstones not published (%s); retrying", reason)
+                return False
+            try:
+                self.store.tombstones_published(taken)
+            except SQLAlchemyError as exc:  # published: sent again next time, harmlessly
+                ERRORS.labels("tombstone_queue").inc()
+                log.warning("vault tombstones not dequeued (%s); retrying", describe_error(exc))
+                return False
+            TOMBSTONES.inc(len(publish))
+            log.info("published %d vault tombstone(s) for erased employees", len(publish))
+            if len(taken) < TOMBSTONE_BATCH:
+                return True
+
+    def _tombstones(self, tokens: list[str]) -> str | None:
+        """Produce a tombstone for each token and wait for the broker: why not all of them
+        were acknowledged, or None."""
+        if self._producer is None:
+            self._producer = Producer(self.tombstone_config())
+        failed: list[KafkaError] = []
+
+        def delivered(err: KafkaError | None, _msg: Message) -> None:
+            if err is not None:
+                failed.append(err)
+
+        for token in tokens:
+            self._producer.produce(
+                self.topics.vault, key=token.encode(), value=None, on_delivery=delivered
+            )
+        left = self._producer.flush(TOMBSTONE_TIMEOUT)
+        if not failed and not left:
+            return None
+        self._producer = None  # the next round starts with a new one (and its settings)
+        return str(failed[0].str()) if failed else f"{left} not acknowledged in time"
 
     def _ensure_topics(self) -> None:
         """Create a missing topic of the projection (the re-drives topic exists only once a

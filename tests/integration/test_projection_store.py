@@ -235,7 +235,7 @@ def test_migrate_twice_is_harmless(db_url: str) -> None:
     migrate(db_url)
     eng = make_engine(db_url)
     with eng.connect() as conn:
-        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0008"
+        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0009"
     eng.dispose()
 
 

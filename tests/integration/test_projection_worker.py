@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from prometheus_client import REGISTRY
 from sqlalchemy import Engine, func, inspect, select, text
@@ -39,9 +40,14 @@ from projections.models import (
     QuarantineRedrive,
     QuarantineRow,
 )
-from projections.store import ConsumedEvent, ProjectionStore, ProjectionTopics
+from projections.store import (
+    HR_EMPLOYEE_ORIGIN,
+    ConsumedEvent,
+    ProjectionStore,
+    ProjectionTopics,
+)
 from projections.worker import ProjectionWorker
-from tests.integration.test_projection_store import BACKENDS, fresh_database
+from tests.integration.test_projection_store import BACKENDS, erasure_event, fresh_database
 from tests.integration.test_token_vault import vault_event
 
 pytestmark = pytest.mark.integration
@@ -410,7 +416,7 @@ def _run_worker_process(kafka_bootstrap: str, db_url: str, engine: Engine, tmp_p
 
         wait_for(metrics_up, timeout=30)
         with engine.connect() as conn:
-            assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0008"
+            assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0009"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
     finally:
@@ -667,3 +673,139 @@ def test_a_tombstone_on_the_vault_topic_deletes_the_token_and_is_no_bad_record(
     assert (counts["quarantine"], counts["audit_entries"]) == (0, 2)
     assert (worker.stats.received, worker.stats.undecodable) == (3, 0)
     assert sample("hub_projection_events_total", topics.vault, "tombstone") == 1
+
+
+def _vault_feed(
+    kafka_bootstrap: str, unique: str, registry: SchemaRegistryClient
+) -> tuple[Feed, ProjectionTopics, AvroCodec]:
+    """A feed whose token vault (compacted, as in production) and HR erasure topics are
+    this test's own, and the vault entries' codec."""
+    feed = Feed(kafka_bootstrap, unique, registry)
+    topics = feed.topics._replace(vault=f"t.vault.{unique}", erasures=f"t.erasures.{unique}")
+    ensure_topics(
+        kafka_bootstrap,
+        {topics.vault: (2, {"cleanup.policy": "compact"}), topics.erasures: (1, {})},
+    )
+    codec = AvroCodec(
+        registry, topics.vault, load_schema_text(schema_path(SCHEMAS, "dlp/VaultEntry"))
+    )
+    return feed, topics, codec
+
+
+def _vault_records(bootstrap: str, topic: str, count: int) -> list[tuple[str, bytes | None]]:
+    """The first `count` records of the vault's `topic` (key, value), from the beginning
+    of both its partitions (assigned: no group join to wait for)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"{topic}-reader",
+            "enable.auto.commit": False,
+            "logger": logging.getLogger("tests.kafka"),
+        }
+    )
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(2)])
+    records: list[tuple[str, bytes | None]] = []
+    deadline = time.monotonic() + 30
+    try:
+        while len(records) < count and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is not None and msg.error() is None:
+                records.append((bytes(msg.key() or b"").decode(), msg.value()))
+    finally:
+        consumer.close()
+    return records
+
+
+def test_an_hr_erasure_tombstones_the_employees_tokens_on_the_vault_topic(
+    kafka_bootstrap: str,
+    unique: str,
+    db_url: str,
+    engine: Engine,
+    tmp_path: Path,
+    registry: SchemaRegistryClient,
+) -> None:
+    """Right to erasure reaches the compacted topic: after an HR erasure the worker
+    publishes a tombstone for the erased employee's token (so compaction drops the sealed
+    value), reads it back without a quarantine row, and empties its outbox; another
+    employee's entry stays."""
+    feed, topics, codec = _vault_feed(kafka_bootstrap, unique, registry)
+    private = VaultPrivateKey.generate()
+    hr = {"source": HR_EMPLOYEE_ORIGIN}
+    entries = [
+        vault_event(private, 0, f"ev-{unique}-e1", SSNS[0], subject="E1", **hr),
+        vault_event(private, 1, f"ev-{unique}-e2", SSNS[1], subject="E2", **hr),
+    ]
+    for entry in entries:
+        feed.vault_entry(topics.vault, codec, entry)
+    erasures = AvroCodec(
+        registry, topics.erasures, load_schema_text(schema_path(SCHEMAS, "hr/EmployeeErased"))
+    )
+    erasure = erasure_event("E1", 0, 0)
+    feed.producer.produce(
+        topics.erasures,
+        key="E1",
+        value=erasures.encode(erasure.value),
+        headers=ce_headers(erasure.meta),
+    )
+    feed.flush()
+    erased_token, kept_token = (str(e.key) for e in entries)
+
+    store = ProjectionStore(engine, audit_key=KEY.encode(), topics=topics)
+    worker = ProjectionWorker(
+        worker_settings(tmp_path, kafka_bootstrap, db_url),
+        topics=topics,
+        group_id=f"projections-{unique}",
+        batch_size=25,
+        registry=registry,
+    )
+    before = REGISTRY.get_sample_value("hub_projection_vault_tombstones_total") or 0.0
+    # 2 entries + the erasure + the tombstone the worker publishes and reads back
+    run_worker(worker, lambda: sum(store.positions().values()) == 4)
+
+    assert store.queued_tombstones(10) == ([], [])
+    records = _vault_records(kafka_bootstrap, topics.vault, 3)
+    assert (erased_token, None) in records
+    assert [k for k, v in records if v is None] == [erased_token]
+    with engine.connect() as conn:
+        assert set(conn.scalars(select(DlpVaultEntry.token))) == {kept_token}
+    assert store.counts()["quarantine"] == 0
+    assert REGISTRY.get_sample_value("hub_projection_vault_tombstones_total") == before + 1
+    assert sample("hub_projection_events_total", topics.vault, "tombstone") == 1
+
+
+def test_tombstones_stay_queued_until_the_broker_takes_them(
+    kafka_bootstrap: str,
+    unique: str,
+    db_url: str,
+    engine: Engine,
+    tmp_path: Path,
+    registry: SchemaRegistryClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A broker that does not take the tombstones (here: nothing listens where the
+    producer connects) leaves the outbox as it was, to be tried again; the next round,
+    with the broker back, publishes them and empties it."""
+    _feed, topics, _codec = _vault_feed(kafka_bootstrap, unique, registry)
+    private = VaultPrivateKey.generate()
+    store = ProjectionStore(engine, audit_key=KEY.encode(), topics=topics)
+    entry = vault_event(private, 0, f"ev-{unique}", SSNS[0], subject="E1",
+                        source=HR_EMPLOYEE_ORIGIN)  # fmt: skip
+    store.apply([dataclasses.replace(entry, topic=topics.vault)])
+    store.apply([dataclasses.replace(erasure_event("E1", 0, 0), topic=topics.erasures)])
+    queued = store.queued_tombstones(10)
+    assert queued == ([str(entry.key)], [str(entry.key)])
+
+    worker = ProjectionWorker(
+        worker_settings(tmp_path, kafka_bootstrap, db_url), topics=topics, registry=registry
+    )
+    real = worker.tombstone_config()
+    down = {**real, "bootstrap.servers": f"127.0.0.1:{free_port()}", "message.timeout.ms": 1000}
+    monkeypatch.setattr(worker, "tombstone_config", lambda: down)
+    assert worker.publish_tombstones() is False
+    assert store.queued_tombstones(10) == queued
+
+    monkeypatch.setattr(worker, "tombstone_config", lambda: real)
+    assert worker.publish_tombstones() is True
+    assert store.queued_tombstones(10) == ([], [])
+    assert (str(entry.key), None) in _vault_records(kafka_bootstrap, topics.vault, 1)
+    worker.engine.dispose()

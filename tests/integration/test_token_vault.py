@@ -406,3 +406,37 @@ def test_a_tombstone_on_the_topic_deletes_the_tokens_value_from_before_it(
         ProjectionStore(rebuilt, audit_key=b"audit").apply([other, again])  # compacted
         assert sorted(_rows(rebuilt)) == sorted(live)
         rebuilt.dispose()
+
+
+def _token(value: str) -> str:
+    return tokenize(KEYS, "US_SSN", value, TokenizeParams())
+
+
+def test_an_hr_erasure_queues_a_tombstone_for_each_token_it_took_out_of_the_vault(
+    engine: Engine, private: VaultPrivateKey
+) -> None:
+    """The tokens whose row the erasure deleted (its employee's latest entries, a shared
+    value included) and those of entries of theirs shredded later are queued, in the
+    erasure's transaction, for a tombstone on the topic; nobody else's. A token vaulted
+    again since, from someone else's value, needs no tombstone (compaction keeps that
+    newer entry and drops the erased one); published tokens leave the queue."""
+    entries, erasure = _erasure_case(private)
+    store = ProjectionStore(engine, audit_key=b"audit")
+    store.apply(entries)
+    assert store.queued_tombstones(10) == ([], [])
+    erased = store.apply(erasure)
+    later = vault_event(private, 5, "ev-e1-later", "078-05-1120", subject="E1",
+                        source=HR_EMPLOYEE_ORIGIN)  # fmt: skip
+    shredded = store.apply([later])
+    theirs = {_token("219-09-9999"), _token("321-54-9876"), _token("078-05-1120")}
+    publish, taken = store.queued_tombstones(10)
+    assert set(publish) == set(taken) == theirs
+    assert (erased.tombstones_queued, shredded.tombstones_queued) == (2, 1)
+    assert store.queued_tombstones(2)[1] == taken[:2]  # a round at a time
+
+    store.apply([vault_event(private, 6, "ev-shared-again", "321-54-9876", subject="L-9")])
+    publish, taken = store.queued_tombstones(10)
+    assert set(taken) == theirs
+    assert set(publish) == theirs - {_token("321-54-9876")}
+    store.tombstones_published(taken)
+    assert store.queued_tombstones(10) == ([], [])
