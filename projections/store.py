@@ -121,8 +121,9 @@ VAULT_COLUMNS = ("token", *VAULT_UPDATE)
 VAULT_CONFLICT = OnConflict(("token",), VAULT_UPDATE, NEWER)
 # The chain whose vault entries an HR erasure shreds: its employees' values.
 HR_EMPLOYEE_ORIGIN = processor_source("hr-employees")
-# The outbox of tombstones for those tokens: a token queued twice is one tombstone.
-TOMBSTONE_CONFLICT = OnConflict(("token",))
+# The outbox of tombstones for those tokens: a token queued again is one row, queued anew
+# (a round read before that leaves it queued: `tombstones_published`).
+TOMBSTONE_CONFLICT = OnConflict(("token",), ("queued_at",))
 
 # Attribution: which e-mail events are touches (an engagement, not a send or a bounce).
 TOUCH_EVENT_TYPES = frozenset({"OPEN", "CLICK"})
@@ -296,6 +297,14 @@ class UndecodableEvent:
     @property
     def quarantine_event_id(self) -> str:
         return deterministic_id("decode", self.topic, str(self.partition), str(self.offset))
+
+
+class TombstoneRound(NamedTuple):
+    """Tokens read off the vault's tombstone outbox (`ProjectionStore.queued_tombstones`)."""
+
+    publish: list[str]  # those that need a tombstone
+    tokens: list[str]  # all of them: off the queue once the tombstones are published
+    queued_by: datetime | None  # when the last of them was queued
 
 
 @dataclass(frozen=True, slots=True)
@@ -869,28 +878,39 @@ class ProjectionStore:
             return None if row is None else dict(row._mapping)
 
     # -- the vault's tombstones ----------------------------------------------------------
-    def queued_tombstones(self, limit: int) -> tuple[list[str], list[str]]:
-        """Up to `limit` tokens of the tombstone outbox, oldest first: (those to publish a
-        tombstone for, all of them). A token the vault holds again — vaulted since, from
-        someone else's value — needs none: the newer entry is the key's latest on the
-        topic, and compaction drops the erased one behind it. Take the tokens off with
-        `tombstones_published` once the broker has the tombstones."""
+    def queued_tombstones(self, limit: int) -> TombstoneRound:
+        """Up to `limit` tokens of the tombstone outbox, oldest first. A token the vault
+        holds again — vaulted since, from someone else's value — needs no tombstone: the
+        newer entry is the key's latest on the topic, and compaction drops the erased one
+        behind it. Take the round off with `tombstones_published` once the broker has
+        its tombstones."""
         t, v = TOMBSTONES.c, VAULT.c
         query = (
-            select(t.token, v.token.is_(None))
+            select(t.token, v.token.is_(None), t.queued_at)
             .select_from(TOMBSTONES.outerjoin(VAULT, v.token == t.token))
             .order_by(t.queued_at, t.token)
             .limit(limit)
         )
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
-        return [token for token, gone in rows if gone], [token for token, _ in rows]
+        return TombstoneRound(
+            [token for token, gone, _ in rows if gone],
+            [token for token, _, _ in rows],
+            max((at for _, _, at in rows), default=None),
+        )
 
-    def tombstones_published(self, tokens: Sequence[str]) -> None:
-        """Take `tokens` off the tombstone outbox."""
-        if tokens:
+    def tombstones_published(self, round_: TombstoneRound) -> None:
+        """Take a round's tokens off the tombstone outbox, except those queued again
+        since it was read (a later entry of the erased employee, shredded meanwhile: its
+        tombstone is still to come)."""
+        if round_.tokens:
+            t = TOMBSTONES.c
             with self.engine.begin() as conn:
-                conn.execute(TOMBSTONES.delete().where(TOMBSTONES.c.token.in_(list(tokens))))
+                conn.execute(
+                    TOMBSTONES.delete().where(
+                        t.token.in_(round_.tokens), t.queued_at <= round_.queued_by
+                    )
+                )
 
     def counts(self) -> dict[str, Any]:
         """Sizes for the demo and the status page."""

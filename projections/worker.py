@@ -278,27 +278,27 @@ class ProjectionWorker:
         queued for the next try."""
         while True:
             try:
-                publish, taken = self.store.queued_tombstones(TOMBSTONE_BATCH)
+                round_ = self.store.queued_tombstones(TOMBSTONE_BATCH)
             except SQLAlchemyError as exc:
                 ERRORS.labels("tombstone_queue").inc()
                 log.warning("vault tombstones not read (%s); retrying", describe_error(exc))
                 return False
-            if not taken:
+            if not round_.tokens:
                 return True
-            reason = self._tombstones(publish)
+            reason = self._tombstones(round_.publish)
             if reason is not None:
                 ERRORS.labels("tombstone_publish").inc()
                 log.warning("vault tombstones not published (%s); retrying", reason)
                 return False
             try:
-                self.store.tombstones_published(taken)
+                self.store.tombstones_published(round_)
             except SQLAlchemyError as exc:  # published: sent again next time, harmlessly
                 ERRORS.labels("tombstone_queue").inc()
                 log.warning("vault tombstones not dequeued (%s); retrying", describe_error(exc))
                 return False
-            TOMBSTONES.inc(len(publish))
-            log.info("published %d vault tombstone(s) for erased employees", len(publish))
-            if len(taken) < TOMBSTONE_BATCH:
+            TOMBSTONES.inc(len(round_.publish))
+            log.info("published %d vault tombstone(s) for erased employees", len(round_.publish))
+            if len(round_.tokens) < TOMBSTONE_BATCH:
                 return True
 
     def _tombstones(self, tokens: list[str]) -> str | None:

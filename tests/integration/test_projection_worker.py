@@ -762,7 +762,7 @@ def test_an_hr_erasure_tombstones_the_employees_tokens_on_the_vault_topic(
     # 2 entries + the erasure + the tombstone the worker publishes and reads back
     run_worker(worker, lambda: sum(store.positions().values()) == 4)
 
-    assert store.queued_tombstones(10) == ([], [])
+    assert store.queued_tombstones(10).tokens == []
     records = _vault_records(kafka_bootstrap, topics.vault, 3)
     assert (erased_token, None) in records
     assert [k for k, v in records if v is None] == [erased_token]
@@ -793,7 +793,7 @@ def test_tombstones_stay_queued_until_the_broker_takes_them(
     store.apply([dataclasses.replace(entry, topic=topics.vault)])
     store.apply([dataclasses.replace(erasure_event("E1", 0, 0), topic=topics.erasures)])
     queued = store.queued_tombstones(10)
-    assert queued == ([str(entry.key)], [str(entry.key)])
+    assert (queued.publish, queued.tokens) == ([str(entry.key)], [str(entry.key)])
 
     worker = ProjectionWorker(
         worker_settings(tmp_path, kafka_bootstrap, db_url), topics=topics, registry=registry
@@ -806,6 +806,6 @@ def test_tombstones_stay_queued_until_the_broker_takes_them(
 
     monkeypatch.setattr(worker, "tombstone_config", lambda: real)
     assert worker.publish_tombstones() is True
-    assert store.queued_tombstones(10) == ([], [])
+    assert store.queued_tombstones(10).tokens == []
     assert (str(entry.key), None) in _vault_records(kafka_bootstrap, topics.vault, 1)
     worker.engine.dispose()

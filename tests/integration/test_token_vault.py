@@ -419,24 +419,26 @@ def test_an_hr_erasure_queues_a_tombstone_for_each_token_it_took_out_of_the_vaul
     value included) and those of entries of theirs shredded later are queued, in the
     erasure's transaction, for a tombstone on the topic; nobody else's. A token vaulted
     again since, from someone else's value, needs no tombstone (compaction keeps that
-    newer entry and drops the erased one); published tokens leave the queue."""
+    newer entry and drops the erased one). A published round leaves the queue, except a
+    token queued again after the round was read."""
     entries, erasure = _erasure_case(private)
     store = ProjectionStore(engine, audit_key=b"audit")
     store.apply(entries)
-    assert store.queued_tombstones(10) == ([], [])
+    assert store.queued_tombstones(10).tokens == []
     erased = store.apply(erasure)
-    later = vault_event(private, 5, "ev-e1-later", "078-05-1120", subject="E1",
-                        source=HR_EMPLOYEE_ORIGIN)  # fmt: skip
-    shredded = store.apply([later])
+    hr = {"subject": "E1", "source": HR_EMPLOYEE_ORIGIN}
+    shredded = store.apply([vault_event(private, 5, "ev-e1-later", "078-05-1120", **hr)])
     theirs = {_token("219-09-9999"), _token("321-54-9876"), _token("078-05-1120")}
-    publish, taken = store.queued_tombstones(10)
-    assert set(publish) == set(taken) == theirs
+    round_ = store.queued_tombstones(10)
+    assert set(round_.publish) == set(round_.tokens) == theirs
     assert (erased.tombstones_queued, shredded.tombstones_queued) == (2, 1)
-    assert store.queued_tombstones(2)[1] == taken[:2]  # a round at a time
+    assert store.queued_tombstones(2).tokens == round_.tokens[:2]  # a round at a time
 
     store.apply([vault_event(private, 6, "ev-shared-again", "321-54-9876", subject="L-9")])
-    publish, taken = store.queued_tombstones(10)
-    assert set(taken) == theirs
-    assert set(publish) == theirs - {_token("321-54-9876")}
-    store.tombstones_published(taken)
-    assert store.queued_tombstones(10) == ([], [])
+    round_ = store.queued_tombstones(10)
+    assert set(round_.tokens) == theirs
+    assert set(round_.publish) == theirs - {_token("321-54-9876")}
+    # another late entry of theirs, shredded after the round was read: queued anew
+    store.apply([vault_event(private, 7, "ev-e1-again", "219-09-9999", **hr)])
+    store.tombstones_published(round_)
+    assert store.queued_tombstones(10).tokens == [_token("219-09-9999")]
