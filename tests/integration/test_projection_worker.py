@@ -631,50 +631,6 @@ def test_a_redrive_marks_its_quarantine_row_redriven_whichever_arrives_first(
     assert verify_chain(engine, KEY.encode()).ok
 
 
-def test_a_tombstone_on_the_vault_topic_deletes_the_token_and_is_no_bad_record(
-    kafka_bootstrap: str,
-    unique: str,
-    db_url: str,
-    engine: Engine,
-    tmp_path: Path,
-    registry: SchemaRegistryClient,
-) -> None:
-    """Through the broker: a record with a token as its key and no value on the vault's
-    compacted topic (a tombstone, as an operator deleting the token would send) deletes
-    the token's row. It is neither quarantined (it has no CloudEvents headers, which any
-    other record without them would be) nor audited; the worker counts it apart."""
-    feed = Feed(kafka_bootstrap, unique, registry)
-    topics = feed.topics._replace(vault=f"t.vault.{unique}")
-    ensure_topics(kafka_bootstrap, {topics.vault: (2, {"cleanup.policy": "compact"})})
-    codec = AvroCodec(
-        registry, topics.vault, load_schema_text(schema_path(SCHEMAS, "dlp/VaultEntry"))
-    )
-    private = VaultPrivateKey.generate()
-    entries = [vault_event(private, n, f"ev-{unique}-{n}", ssn) for n, ssn in enumerate(SSNS)]
-    for entry in entries:
-        feed.vault_entry(topics.vault, codec, entry)
-    deleted, kept = (str(e.key) for e in entries)
-    feed.tombstone(topics.vault, deleted)
-    feed.flush()
-
-    store = ProjectionStore(engine, audit_key=KEY.encode(), topics=topics)
-    worker = ProjectionWorker(
-        worker_settings(tmp_path, kafka_bootstrap, db_url),
-        topics=topics,
-        group_id=f"projections-{unique}",
-        batch_size=25,
-        registry=registry,
-    )
-    run_worker(worker, lambda: sum(store.positions().values()) == 3)
-
-    with engine.connect() as conn:
-        assert set(conn.scalars(select(DlpVaultEntry.token))) == {kept}
-    counts = store.counts()
-    assert (counts["quarantine"], counts["audit_entries"]) == (0, 2)
-    assert (worker.stats.received, worker.stats.undecodable) == (3, 0)
-    assert sample("hub_projection_events_total", topics.vault, "tombstone") == 1
-
-
 def _vault_feed(
     kafka_bootstrap: str, unique: str, registry: SchemaRegistryClient
 ) -> tuple[Feed, ProjectionTopics, AvroCodec]:
@@ -716,6 +672,61 @@ def _vault_records(bootstrap: str, topic: str, count: int) -> list[tuple[str, by
     return records
 
 
+def _vault_worker(
+    tmp_path: Path,
+    bootstrap: str,
+    db_url: str,
+    engine: Engine,
+    topics: ProjectionTopics,
+    registry: SchemaRegistryClient,
+    unique: str,
+) -> tuple[ProjectionStore, ProjectionWorker]:
+    """The store and a worker of this test's topics."""
+    store = ProjectionStore(engine, audit_key=KEY.encode(), topics=topics)
+    worker = ProjectionWorker(
+        worker_settings(tmp_path, bootstrap, db_url),
+        topics=topics,
+        group_id=f"projections-{unique}",
+        batch_size=25,
+        registry=registry,
+    )
+    return store, worker
+
+
+def test_a_tombstone_on_the_vault_topic_deletes_the_token_and_is_no_bad_record(
+    kafka_bootstrap: str,
+    unique: str,
+    db_url: str,
+    engine: Engine,
+    tmp_path: Path,
+    registry: SchemaRegistryClient,
+) -> None:
+    """Through the broker: a record with a token as its key and no value on the vault's
+    compacted topic (a tombstone, as an operator deleting the token would send) deletes
+    the token's row. It is neither quarantined (it has no CloudEvents headers, which any
+    other record without them would be) nor audited; the worker counts it apart."""
+    feed, topics, codec = _vault_feed(kafka_bootstrap, unique, registry)
+    private = VaultPrivateKey.generate()
+    entries = [vault_event(private, n, f"ev-{unique}-{n}", ssn) for n, ssn in enumerate(SSNS)]
+    for entry in entries:
+        feed.vault_entry(topics.vault, codec, entry)
+    deleted, kept = (str(e.key) for e in entries)
+    feed.tombstone(topics.vault, deleted)
+    feed.flush()
+
+    store, worker = _vault_worker(
+        tmp_path, kafka_bootstrap, db_url, engine, topics, registry, unique
+    )
+    run_worker(worker, lambda: sum(store.positions().values()) == 3)
+
+    with engine.connect() as conn:
+        assert set(conn.scalars(select(DlpVaultEntry.token))) == {kept}
+    counts = store.counts()
+    assert (counts["quarantine"], counts["audit_entries"]) == (0, 2)
+    assert (worker.stats.received, worker.stats.undecodable) == (3, 0)
+    assert sample("hub_projection_events_total", topics.vault, "tombstone") == 1
+
+
 def test_an_hr_erasure_tombstones_the_employees_tokens_on_the_vault_topic(
     kafka_bootstrap: str,
     unique: str,
@@ -750,13 +761,8 @@ def test_an_hr_erasure_tombstones_the_employees_tokens_on_the_vault_topic(
     feed.flush()
     erased_token, kept_token = (str(e.key) for e in entries)
 
-    store = ProjectionStore(engine, audit_key=KEY.encode(), topics=topics)
-    worker = ProjectionWorker(
-        worker_settings(tmp_path, kafka_bootstrap, db_url),
-        topics=topics,
-        group_id=f"projections-{unique}",
-        batch_size=25,
-        registry=registry,
+    store, worker = _vault_worker(
+        tmp_path, kafka_bootstrap, db_url, engine, topics, registry, unique
     )
     before = REGISTRY.get_sample_value("hub_projection_vault_tombstones_total") or 0.0
     # 2 entries + the erasure + the tombstone the worker publishes and reads back
