@@ -291,6 +291,10 @@ class Engine:
             field_ctx = rid in by_field
             occurrences = None if context is None else context.get(rid)
             possible = field_ctx or context is None or occurrences is not None
+            # The words `_context_at` reads off the matcher's occurrences, where that gives
+            # context_in's answer (Latin-1 text, the word's places known); else None.
+            known = words if occurrences is not None and latin1 else None
+            spans = occurrences if occurrences is not None else _NO_SPANS
             if possible:
                 if with_context < min_score:
                     continue
@@ -342,10 +346,11 @@ class Engine:
                     elif not near:
                         pass
                     elif needs_context:
-                        if words is not None and occurrences is not None and latin1:
-                            word = _context_at(text, start, end, occurrences, words, phrases)
-                        else:
-                            word = context_in(text, start, end)
+                        word = (
+                            context_in(text, start, end)
+                            if known is None
+                            else _context_at(text, start, end, spans, known, phrases)
+                        )
                         if word is None:
                             continue
                     else:
@@ -354,10 +359,11 @@ class Engine:
                     if score is None:
                         continue
                     if look_later:
-                        if words is not None and occurrences is not None and latin1:
-                            word = _context_at(text, start, end, occurrences, words, phrases)
-                        else:
-                            word = context_in(text, start, end)
+                        word = (
+                            context_in(text, start, end)
+                            if known is None
+                            else _context_at(text, start, end, spans, known, phrases)
+                        )
                     validated = score >= validated_score
                     if word is not None:
                         score = min(1.0, score + CONTEXT_BOOST)
@@ -467,6 +473,7 @@ def _context_words(
 
 
 _TOKEN = re.compile(r"[a-z0-9]+")
+_NO_SPANS: list[tuple[int, int]] = []  # never written to
 _ALNUM = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
 
