@@ -22,6 +22,7 @@ from bench.env import BENCH_DIR, OUT_DIR, Env, input_files
 from bench.projection import PG_URL, projection_rows
 from bench.report import Row, not_measured
 from bench.stages import pure_validation, run_connector
+from hub.dlp import native
 from hub.settings import Settings
 
 PASSTHROUGH_EVENTS = 60_000
@@ -96,6 +97,9 @@ class Runner:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    reason = native.unmeasurable()  # the processor agents' rows run the DLP stage
+    if reason is not None:
+        raise SystemExit(f"not measuring: {reason}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
     started = datetime.now(UTC)
     load_before = os.getloadavg()

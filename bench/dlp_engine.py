@@ -250,6 +250,9 @@ def main(argv: list[str] | None = None) -> None:
         "--default-gc", action="store_true", help="CPython's GC defaults, not the stage's"
     )
     args = parser.parse_args(argv)
+    reason = native.unmeasurable()
+    if reason is not None:
+        raise SystemExit(f"not measuring: {reason}")
     global DEFAULT_GC  # noqa: PLW0603 - one run per process
     DEFAULT_GC = args.default_gc
     result = run(

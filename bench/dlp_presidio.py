@@ -511,6 +511,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=3, help="passes per engine; best kept")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
+    reason = native.unmeasurable()
+    if reason is not None:
+        raise SystemExit(f"not measuring: {reason}")
     result = run(args.mb, seed=args.seed, repeat=args.repeat)
     md = render_md(result)
     print(md)

@@ -13,7 +13,8 @@ compiled ones inside the library, so a mix of old and new code is never an optio
   file says, so the sources win and a warning says to rebuild (``make`` reinstalls when a
   compiled source changes).
 
-`status` tells which case holds; the DLP bench prints it next to its figures.
+`status` tells which case holds; the DLP bench prints it next to its figures, and refuses
+to run on a stale or missing build (`unmeasurable`).
 """
 
 from __future__ import annotations
@@ -145,6 +146,20 @@ def select() -> str:
 def status() -> str:
     """Either "compiled (mypyc)" or "interpreted (…why…)"."""
     return _state
+
+
+def unmeasurable() -> str | None:
+    """Why a benchmark of the DLP engine in this process would measure the wrong code, or
+    None: it runs the compiled build, or the sources on purpose (``HUB_DLP_PURE=1``). A
+    build older than its sources, or none at all, silently runs the sources about 2.5
+    times slower; the DLP benches refuse to report that as the engine's speed."""
+    if _state in ("compiled (mypyc)", f"interpreted ({PURE_ENV}=1)"):
+        return None
+    return (
+        f"the DLP engine runs {_state}, not its compiled build. Rebuild with "
+        f"`make .venv/.installed-dev` (pip install -e .), or set {PURE_ENV}=1 to measure "
+        "the interpreted engine on purpose"
+    )
 
 
 def compiled_file(path: str | None) -> bool:

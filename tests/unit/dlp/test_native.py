@@ -173,3 +173,41 @@ def test_an_edited_source_runs_instead_of_its_old_build(tmp_path: Path, edit: st
     assert phone_file == str(copy / "hub" / "dlp" / "recognizers" / "phone.py")
     assert status.startswith("interpreted (sources changed since the build")
     assert "older than their sources" in log
+
+
+_BENCH = "from bench.dlp_engine import main; main(['--mb', '0.01', '--repeat', '1'])"
+
+
+def test_the_dlp_bench_refuses_to_measure_an_old_build(tmp_path: Path) -> None:
+    """A source edited after the build makes the engine run interpreted, ~2.5 times slower:
+    the bench says so and measures nothing, rather than report that as the engine's speed.
+    With ``HUB_DLP_PURE=1`` (the interpreted engine on purpose) it measures."""
+    copy = _built_copy(tmp_path)
+    os.utime(copy / "hub/dlp/engine.py")  # edited after the build
+    env = {**os.environ, "PYTHONPATH": f"{copy}{os.pathsep}{ROOT}"}
+    env.pop(native.PURE_ENV, None)
+    run = subprocess.run(
+        [sys.executable, "-c", _BENCH],
+        cwd=copy,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert run.returncode == 1  # SystemExit with a message
+    assert "not measuring: the DLP engine runs interpreted (sources changed" in run.stderr
+    assert "make .venv/.installed-dev" in run.stderr
+    assert "MB/s" not in run.stdout
+    pure = subprocess.run(
+        [sys.executable, "-c", _BENCH],
+        cwd=copy,
+        env={**env, native.PURE_ENV: "1"},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert pure.returncode == 0, pure.stderr
+    assert "MB/s" in pure.stdout
+    assert native.unmeasurable() is None  # this process runs the compiled build
