@@ -3,7 +3,8 @@ callgrind: a figure that does not move with the machine's speed, for comparing t
 versions of the engine on a shared host where wall-clock figures drift by tens of percent.
 
 ``python -m bench.dlp_instructions [--mb 0.15] [--seed 7] [--batch 500]`` runs, for the
-compiled and the interpreted engine (``HUB_DLP_PURE=1``), a child under callgrind that
+compiled and the interpreted engine (``HUB_DLP_PURE=1``; ``--compiled-only`` skips it), a
+child under callgrind that
 builds the engine, scans the corpus once to warm up (compiled patterns, phone metadata),
 then scans it ``--passes`` more times inside one ``exec`` call; only the ``exec`` is counted
 (``--toggle-collect=builtin_exec``). Two children per engine, with 1 and 1 + ``--passes``
@@ -11,6 +12,10 @@ passes, and the difference divided by ``--passes`` is one pass: the constant cos
 ``exec`` itself cancels. Instruction counts are not time (cache misses and branch
 prediction differ), and they move by about 1 % with the hash seed (dict and set order),
 which is fixed per run (``PYTHONHASHSEED``, default 0). A child takes about a minute.
+
+``--without NAME`` (repeatable) leaves recognizers out of the engine: the difference to a
+run with all of them is what those recognizers cost a pass (their matcher hits, regex
+confirmation, validators and context lookups), for deciding where work on speed pays.
 """
 
 from __future__ import annotations
@@ -33,8 +38,12 @@ from hub.dlp import native, registry
 from hub.dlp.engine import Engine
 
 mb, seed, batch, passes = float(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+without = set(filter(None, sys.argv[5].split(",")))
 corpus = generate_mb(mb, seed)
-engine = Engine(registry.load(), backend="hyperscan")
+recognizers = [r for r in registry.load() if r.name not in without]
+if without - {r.name for r in registry.load()}:
+    raise SystemExit(f"unknown recognizers: {sorted(without - {r.name for r in registry.load()})}")
+engine = Engine(recognizers, backend="hyperscan")
 records = [r.fields for r in corpus.records]
 
 
@@ -50,7 +59,16 @@ with gc_settings():
 """
 
 
-def count(passes: int, *, mb: float, seed: int, batch: int, pure: bool, hash_seed: str) -> int:
+def count(
+    passes: int,
+    *,
+    mb: float,
+    seed: int,
+    batch: int,
+    pure: bool,
+    hash_seed: str,
+    without: tuple[str, ...] = (),
+) -> int:
     """Instructions callgrind counted inside the child's ``exec``."""
     env = {**os.environ, native.PURE_ENV: "1" if pure else "0", "PYTHONHASHSEED": hash_seed}
     out = subprocess.run(
@@ -63,7 +81,7 @@ def count(passes: int, *, mb: float, seed: int, batch: int, pure: bool, hash_see
             sys.executable,
             "-c",
             _CHILD,
-            *(f"{mb:g}", str(seed), str(batch), str(passes)),
+            *(f"{mb:g}", str(seed), str(batch), str(passes), ",".join(without)),
         ],
         env=env,
         capture_output=True,
@@ -80,10 +98,21 @@ def count(passes: int, *, mb: float, seed: int, batch: int, pure: bool, hash_see
     return int(found.group(1))
 
 
-def per_pass(*, mb: float, seed: int, batch: int, passes: int, pure: bool, hash_seed: str) -> int:
-    one = count(1, mb=mb, seed=seed, batch=batch, pure=pure, hash_seed=hash_seed)
-    more = count(1 + passes, mb=mb, seed=seed, batch=batch, pure=pure, hash_seed=hash_seed)
-    return (more - one) // passes
+def per_pass(
+    *,
+    mb: float,
+    seed: int,
+    batch: int,
+    passes: int,
+    pure: bool,
+    hash_seed: str,
+    without: tuple[str, ...] = (),
+) -> int:
+    kw: dict[str, Any] = {
+        "mb": mb, "seed": seed, "batch": batch, "pure": pure, "hash_seed": hash_seed,
+        "without": without,
+    }  # fmt: skip
+    return (count(1 + passes, **kw) - count(1, **kw)) // passes
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -93,13 +122,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=500, help="records per engine call")
     parser.add_argument("--passes", type=int, default=2, help="counted passes")
     parser.add_argument("--hash-seed", default="0", help="PYTHONHASHSEED of the children")
+    parser.add_argument("--compiled-only", action="store_true", help="skip the interpreted run")
+    parser.add_argument(
+        "--without", action="append", default=[], metavar="NAME", help="leave a recognizer out"
+    )
     args = parser.parse_args(argv)
     if shutil.which("valgrind") is None:
         parser.error("valgrind is not installed")
+    reason = native.unmeasurable()
+    if reason is not None:
+        raise SystemExit(f"not measuring: {reason}")
     figures: dict[str, Any] = {}
-    engines = [("interpreted", True)]
-    if native.status().startswith("compiled"):
-        engines.insert(0, ("compiled", False))
+    engines = [("compiled", False), ("interpreted", True)]
+    if args.compiled_only or not native.status().startswith("compiled"):
+        engines = engines[:1] if args.compiled_only else engines[1:]
     for label, pure in engines:
         figures[label] = per_pass(
             mb=args.mb,
@@ -108,10 +144,12 @@ def main(argv: list[str] | None = None) -> None:
             passes=args.passes,
             pure=pure,
             hash_seed=args.hash_seed,
+            without=tuple(args.without),
         )
         print(
             f"{label:<12} {figures[label]:>13,} instructions per pass over {args.mb:g} MB"
             f" ({figures[label] / args.mb / 1e6:,.0f} M per MB), batches of {args.batch}"
+            + (f", without {', '.join(args.without)}" if args.without else "")
         )
     if len(figures) == 2:
         print(f"interpreted / compiled: {figures['interpreted'] / figures['compiled']:.2f}×")
