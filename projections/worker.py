@@ -19,6 +19,7 @@ Run it as ``python -m projections.worker`` (settings from ``HUB_*``/``crmhub.yam
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import queue
@@ -264,6 +265,11 @@ class ProjectionWorker:
         return {
             **self.settings.kafka_common(),
             "client.id": f"{self.group_id}-tombstones",
+            # The processors write the vault's entries with Faust (aiokafka's default
+            # partitioner: murmur2 of the key, as the Java client). A tombstone must land on
+            # its entry's partition, or compaction never drops the entry: librdkafka's own
+            # default (CRC32) put three in four elsewhere.
+            "partitioner": "murmur2_random",
             "enable.idempotence": True,
             "linger.ms": 5,
             "message.timeout.ms": int(TOMBSTONE_TIMEOUT * 1000),
@@ -304,18 +310,22 @@ class ProjectionWorker:
     def _tombstones(self, tokens: list[str]) -> str | None:
         """Produce a tombstone for each token and wait for the broker: why not all of them
         were acknowledged, or None."""
-        if self._producer is None:
-            self._producer = Producer(self.tombstone_config())
         failed: list[KafkaError] = []
 
         def delivered(err: KafkaError | None, _msg: Message) -> None:
             if err is not None:
                 failed.append(err)
 
-        for token in tokens:
-            self._producer.produce(
-                self.topics.vault, key=token.encode(), value=None, on_delivery=delivered
-            )
+        try:
+            if self._producer is None:
+                self._producer = Producer(self.tombstone_config())
+            for token in tokens:
+                self._producer.produce(
+                    self.topics.vault, key=token.encode(), value=None, on_delivery=delivered
+                )
+        except (KafkaException, BufferError) as exc:  # a bad config, a full queue: retry later
+            self._producer = None
+            return f"{exc.__class__.__name__}: {exc.args[0] if exc.args else ''}"
         left = self._producer.flush(TOMBSTONE_TIMEOUT)
         if not failed and not left:
             return None
@@ -438,6 +448,7 @@ class ProjectionWorker:
         quarantine row (stage ``projection``, built only from our own safe values) so its
         offset can advance."""
         merged = ApplyResult()
+        queued = 0
         for item in items:
             try:
                 result = self.store.apply([item])
@@ -466,7 +477,9 @@ class ProjectionWorker:
                 continue
             self._record(result)
             merged.positions.update(result.positions)
-        return merged
+            queued += result.tombstones_queued
+        # an erasure's queued tokens are published after the batch, as after any other
+        return dataclasses.replace(merged, tombstones_queued=queued)
 
     def _retry(self, items: list[Item], stop: threading.Event) -> ApplyResult | None:
         """Back off and retry until the database takes the batch (or we are stopped)."""

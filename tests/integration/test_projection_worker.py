@@ -19,11 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from prometheus_client import REGISTRY
 from sqlalchemy import Engine, func, inspect, select, text
+from sqlalchemy.exc import IntegrityError
 
+import projections.worker
 from hub.broker import ensure_topics, free_port
 from hub.dlp.vault import VaultPrivateKey
 from hub.errors import SchemaError
@@ -179,10 +182,20 @@ class Feed:
         )
         self.sent += 1
 
-    def vault_entry(self, topic: str, codec: AvroCodec, entry: ConsumedEvent) -> None:
-        """A token vault entry (`tests.integration.test_token_vault.vault_event`)."""
+    def vault_entry(
+        self, topic: str, codec: AvroCodec, entry: ConsumedEvent, *, partition: int = -1
+    ) -> None:
+        """A token vault entry (`tests.integration.test_token_vault.vault_event`), on
+        `partition` (-1: the producer's partitioner picks)."""
         assert entry.key is not None
-        self._send(topic, entry.key, codec.encode(entry.value), entry.meta)
+        self.producer.produce(
+            topic,
+            key=entry.key,
+            value=codec.encode(entry.value),
+            headers=ce_headers(entry.meta),
+            partition=partition,
+        )
+        self.sent += 1
 
     def tombstone(self, topic: str, key: str) -> None:
         self.producer.produce(topic, key=key, value=None)
@@ -648,9 +661,9 @@ def _vault_feed(
     return feed, topics, codec
 
 
-def _vault_records(bootstrap: str, topic: str, count: int) -> list[tuple[str, bytes | None]]:
-    """The first `count` records of the vault's `topic` (key, value), from the beginning
-    of both its partitions (assigned: no group join to wait for)."""
+def _vault_records(bootstrap: str, topic: str, count: int) -> list[tuple[str, bytes | None, int]]:
+    """The first `count` records of the vault's `topic` (key, value, partition), from the
+    beginning of both its partitions (assigned: no group join to wait for)."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -660,13 +673,14 @@ def _vault_records(bootstrap: str, topic: str, count: int) -> list[tuple[str, by
         }
     )
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(2)])
-    records: list[tuple[str, bytes | None]] = []
+    records: list[tuple[str, bytes | None, int]] = []
     deadline = time.monotonic() + 30
     try:
         while len(records) < count and time.monotonic() < deadline:
             msg = consumer.poll(0.5)
             if msg is not None and msg.error() is None:
-                records.append((bytes(msg.key() or b"").decode(), msg.value()))
+                key = bytes(msg.key() or b"").decode()
+                records.append((key, msg.value(), int(msg.partition() or 0)))
     finally:
         consumer.close()
     return records
@@ -727,6 +741,12 @@ def test_a_tombstone_on_the_vault_topic_deletes_the_token_and_is_no_bad_record(
     assert sample("hub_projection_events_total", topics.vault, "tombstone") == 1
 
 
+def _processor_partition(token: str, partitions: int) -> int:
+    """The partition the processors write a vault entry with this token key to: Faust
+    produces with aiokafka's default partitioner (murmur2 of the key, as the Java client)."""
+    return int(DefaultPartitioner()(token.encode(), list(range(partitions)), []))
+
+
 def test_an_hr_erasure_tombstones_the_employees_tokens_on_the_vault_topic(
     kafka_bootstrap: str,
     unique: str,
@@ -735,48 +755,52 @@ def test_an_hr_erasure_tombstones_the_employees_tokens_on_the_vault_topic(
     tmp_path: Path,
     registry: SchemaRegistryClient,
 ) -> None:
-    """Right to erasure reaches the compacted topic: after an HR erasure the worker
-    publishes a tombstone for the erased employee's token (so compaction drops the sealed
-    value), reads it back without a quarantine row, and empties its outbox; another
-    employee's entry stays."""
+    """Right to erasure reaches the compacted topic: after HR erasures the worker publishes
+    a tombstone for each erased employee's token, on the partition that holds the token's
+    entry (where the processors put it; elsewhere compaction would never drop the sealed
+    value), reads them back without a quarantine row, and empties its outbox; the other
+    employees' entries stay."""
     feed, topics, codec = _vault_feed(kafka_bootstrap, unique, registry)
     private = VaultPrivateKey.generate()
     hr = {"source": HR_EMPLOYEE_ORIGIN}
     entries = [
-        vault_event(private, 0, f"ev-{unique}-e1", SSNS[0], subject="E1", **hr),
-        vault_event(private, 1, f"ev-{unique}-e2", SSNS[1], subject="E2", **hr),
+        vault_event(private, n, f"ev-{unique}-e{n}", f"900-00-{n:04d}", subject=f"E{n}", **hr)
+        for n in range(6)
     ]
+    where = {str(e.key): _processor_partition(str(e.key), 2) for e in entries}
     for entry in entries:
-        feed.vault_entry(topics.vault, codec, entry)
+        feed.vault_entry(topics.vault, codec, entry, partition=where[str(entry.key)])
     erasures = AvroCodec(
         registry, topics.erasures, load_schema_text(schema_path(SCHEMAS, "hr/EmployeeErased"))
     )
-    erasure = erasure_event("E1", 0, 0)
-    feed.producer.produce(
-        topics.erasures,
-        key="E1",
-        value=erasures.encode(erasure.value),
-        headers=ce_headers(erasure.meta),
-    )
+    for n in range(4):
+        erasure = erasure_event(f"E{n}", 0, n)
+        feed.producer.produce(
+            topics.erasures,
+            key=f"E{n}",
+            value=erasures.encode(erasure.value),
+            headers=ce_headers(erasure.meta),
+        )
     feed.flush()
-    erased_token, kept_token = (str(e.key) for e in entries)
+    erased = {str(e.key) for e in entries[:4]}
+    kept = {str(e.key) for e in entries[4:]}
 
     store, worker = _vault_worker(
         tmp_path, kafka_bootstrap, db_url, engine, topics, registry, unique
     )
     before = REGISTRY.get_sample_value("hub_projection_vault_tombstones_total") or 0.0
-    # 2 entries + the erasure + the tombstone the worker publishes and reads back
-    run_worker(worker, lambda: sum(store.positions().values()) == 4)
+    # 6 entries + 4 erasures + the 4 tombstones the worker publishes and reads back
+    run_worker(worker, lambda: sum(store.positions().values()) == 14)
 
     assert store.queued_tombstones(10).tokens == []
-    records = _vault_records(kafka_bootstrap, topics.vault, 3)
-    assert (erased_token, None) in records
-    assert [k for k, v in records if v is None] == [erased_token]
+    records = _vault_records(kafka_bootstrap, topics.vault, 10)
+    tombstones = {key: partition for key, value, partition in records if value is None}
+    assert tombstones == {token: where[token] for token in erased}
     with engine.connect() as conn:
-        assert set(conn.scalars(select(DlpVaultEntry.token))) == {kept_token}
+        assert set(conn.scalars(select(DlpVaultEntry.token))) == kept
     assert store.counts()["quarantine"] == 0
-    assert REGISTRY.get_sample_value("hub_projection_vault_tombstones_total") == before + 1
-    assert sample("hub_projection_events_total", topics.vault, "tombstone") == 1
+    assert REGISTRY.get_sample_value("hub_projection_vault_tombstones_total") == before + 4
+    assert sample("hub_projection_events_total", topics.vault, "tombstone") == 4
 
 
 def test_tombstones_stay_queued_until_the_broker_takes_them(
@@ -813,5 +837,83 @@ def test_tombstones_stay_queued_until_the_broker_takes_them(
     monkeypatch.setattr(worker, "tombstone_config", lambda: real)
     assert worker.publish_tombstones() is True
     assert store.queued_tombstones(10).tokens == []
-    assert (str(entry.key), None) in _vault_records(kafka_bootstrap, topics.vault, 1)
+    assert [(k, v) for k, v, _ in _vault_records(kafka_bootstrap, topics.vault, 1)] == [
+        (str(entry.key), None)
+    ]
+    worker.engine.dispose()
+
+
+class _FullQueueProducer:
+    """A producer whose local queue is full (librdkafka raises BufferError)."""
+
+    def __init__(self, _config: dict[str, Any]) -> None:
+        pass
+
+    def produce(self, *_args: Any, **_kwargs: Any) -> None:
+        raise BufferError("Local: Queue full")
+
+
+def test_a_producer_error_leaves_the_tombstones_queued_and_the_worker_running(
+    kafka_bootstrap: str,
+    unique: str,
+    db_url: str,
+    engine: Engine,
+    tmp_path: Path,
+    registry: SchemaRegistryClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An exception from the Kafka client (a full queue, a bad setting) is a failed round,
+    not a dead worker: the outbox stays as it was and the round is tried again later."""
+    _feed, topics, _codec = _vault_feed(kafka_bootstrap, unique, registry)
+    store = ProjectionStore(engine, audit_key=KEY.encode(), topics=topics)
+    entry = vault_event(VaultPrivateKey.generate(), 0, f"ev-{unique}", SSNS[0], subject="E1",
+                        source=HR_EMPLOYEE_ORIGIN)  # fmt: skip
+    store.apply([dataclasses.replace(entry, topic=topics.vault)])
+    store.apply([dataclasses.replace(erasure_event("E1", 0, 0), topic=topics.erasures)])
+    queued = store.queued_tombstones(10)
+    worker = ProjectionWorker(
+        worker_settings(tmp_path, kafka_bootstrap, db_url), topics=topics, registry=registry
+    )
+    monkeypatch.setattr(projections.worker, "Producer", _FullQueueProducer)
+    worker._tombstones_at = 0.0  # due now, as after a batch that queued tokens
+    worker._tombstones_if_due()  # must not raise
+    retry_at = worker._tombstones_at
+    assert retry_at is not None
+    assert retry_at > time.monotonic()  # tried again later
+    assert store.queued_tombstones(10) == queued
+    worker.engine.dispose()
+
+
+def test_an_erasure_in_a_batch_applied_event_by_event_still_gets_its_tombstones(
+    kafka_bootstrap: str,
+    unique: str,
+    db_url: str,
+    engine: Engine,
+    tmp_path: Path,
+    registry: SchemaRegistryClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch the database refuses is applied one event at a time; the tokens an erasure
+    in it queued are published after it, as after any batch (not at the next restart)."""
+    _feed, topics, _codec = _vault_feed(kafka_bootstrap, unique, registry)
+    entry = vault_event(VaultPrivateKey.generate(), 0, f"ev-{unique}", SSNS[0], subject="E1",
+                        source=HR_EMPLOYEE_ORIGIN)  # fmt: skip
+    worker = ProjectionWorker(
+        worker_settings(tmp_path, kafka_bootstrap, db_url), topics=topics, registry=registry
+    )
+    worker.store.apply([dataclasses.replace(entry, topic=topics.vault)])
+    real_apply = worker.store.apply
+
+    def refuses_batches(items: list[Any]) -> Any:
+        if len(items) > 1:
+            raise IntegrityError("INSERT …", {}, Exception("refused"))
+        return real_apply(items)
+
+    monkeypatch.setattr(worker.store, "apply", refuses_batches)
+    erasure = dataclasses.replace(erasure_event("E1", 0, 0), topic=topics.erasures)
+    other = dataclasses.replace(erasure_event("E2", 0, 1), topic=topics.erasures)
+    result = worker._apply_until_done([erasure, other], threading.Event())
+    assert result is not None
+    assert result.tombstones_queued == 1
+    assert result.positions == {(topics.erasures, 0): 2}
     worker.engine.dispose()
