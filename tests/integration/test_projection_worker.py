@@ -803,6 +803,30 @@ def test_an_hr_erasure_tombstones_the_employees_tokens_on_the_vault_topic(
     assert sample("hub_projection_events_total", topics.vault, "tombstone") == 4
 
 
+def _erased_e1(
+    bootstrap: str,
+    unique: str,
+    registry: SchemaRegistryClient,
+    engine: Engine,
+    tmp_path: Path,
+    db_url: str,
+) -> tuple[ProjectionTopics, ProjectionStore, str, ProjectionWorker]:
+    """Employee E1's vault entry and erasure applied to the store (no broker involved):
+    E1's token queued for a tombstone. The topics, the store, the token and a worker."""
+    _feed, topics, _codec = _vault_feed(bootstrap, unique, registry)
+    store = ProjectionStore(engine, audit_key=KEY.encode(), topics=topics)
+    entry = vault_event(VaultPrivateKey.generate(), 0, f"ev-{unique}", SSNS[0], subject="E1",
+                        source=HR_EMPLOYEE_ORIGIN)  # fmt: skip
+    store.apply([dataclasses.replace(entry, topic=topics.vault)])
+    store.apply([dataclasses.replace(erasure_event("E1", 0, 0), topic=topics.erasures)])
+    queued = store.queued_tombstones(10)
+    assert (queued.publish, queued.tokens) == ([str(entry.key)], [str(entry.key)])
+    worker = ProjectionWorker(
+        worker_settings(tmp_path, bootstrap, db_url), topics=topics, registry=registry
+    )
+    return topics, store, str(entry.key), worker
+
+
 def test_tombstones_stay_queued_until_the_broker_takes_them(
     kafka_bootstrap: str,
     unique: str,
@@ -815,19 +839,10 @@ def test_tombstones_stay_queued_until_the_broker_takes_them(
     """A broker that does not take the tombstones (here: nothing listens where the
     producer connects) leaves the outbox as it was, to be tried again; the next round,
     with the broker back, publishes them and empties it."""
-    _feed, topics, _codec = _vault_feed(kafka_bootstrap, unique, registry)
-    private = VaultPrivateKey.generate()
-    store = ProjectionStore(engine, audit_key=KEY.encode(), topics=topics)
-    entry = vault_event(private, 0, f"ev-{unique}", SSNS[0], subject="E1",
-                        source=HR_EMPLOYEE_ORIGIN)  # fmt: skip
-    store.apply([dataclasses.replace(entry, topic=topics.vault)])
-    store.apply([dataclasses.replace(erasure_event("E1", 0, 0), topic=topics.erasures)])
-    queued = store.queued_tombstones(10)
-    assert (queued.publish, queued.tokens) == ([str(entry.key)], [str(entry.key)])
-
-    worker = ProjectionWorker(
-        worker_settings(tmp_path, kafka_bootstrap, db_url), topics=topics, registry=registry
+    topics, store, token, worker = _erased_e1(
+        kafka_bootstrap, unique, registry, engine, tmp_path, db_url
     )
+    queued = store.queued_tombstones(10)
     real = worker.tombstone_config()
     down = {**real, "bootstrap.servers": f"127.0.0.1:{free_port()}", "message.timeout.ms": 1000}
     monkeypatch.setattr(worker, "tombstone_config", lambda: down)
@@ -838,7 +853,7 @@ def test_tombstones_stay_queued_until_the_broker_takes_them(
     assert worker.publish_tombstones() is True
     assert store.queued_tombstones(10).tokens == []
     assert [(k, v) for k, v, _ in _vault_records(kafka_bootstrap, topics.vault, 1)] == [
-        (str(entry.key), None)
+        (token, None)
     ]
     worker.engine.dispose()
 
@@ -864,16 +879,10 @@ def test_a_producer_error_leaves_the_tombstones_queued_and_the_worker_running(
 ) -> None:
     """An exception from the Kafka client (a full queue, a bad setting) is a failed round,
     not a dead worker: the outbox stays as it was and the round is tried again later."""
-    _feed, topics, _codec = _vault_feed(kafka_bootstrap, unique, registry)
-    store = ProjectionStore(engine, audit_key=KEY.encode(), topics=topics)
-    entry = vault_event(VaultPrivateKey.generate(), 0, f"ev-{unique}", SSNS[0], subject="E1",
-                        source=HR_EMPLOYEE_ORIGIN)  # fmt: skip
-    store.apply([dataclasses.replace(entry, topic=topics.vault)])
-    store.apply([dataclasses.replace(erasure_event("E1", 0, 0), topic=topics.erasures)])
-    queued = store.queued_tombstones(10)
-    worker = ProjectionWorker(
-        worker_settings(tmp_path, kafka_bootstrap, db_url), topics=topics, registry=registry
+    _topics, store, _token, worker = _erased_e1(
+        kafka_bootstrap, unique, registry, engine, tmp_path, db_url
     )
+    queued = store.queued_tombstones(10)
     monkeypatch.setattr(projections.worker, "Producer", _FullQueueProducer)
     worker._tombstones_at = 0.0  # due now, as after a batch that queued tokens
     worker._tombstones_if_due()  # must not raise
