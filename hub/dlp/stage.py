@@ -9,7 +9,7 @@ score and a keyed fingerprint — never the value. A ``block`` decision stops th
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -81,11 +81,12 @@ class DlpStage:
     def protect(self, record: Mapping[str, Any], *, event_id: str, now: datetime) -> Protected:
         """The record with its sensitive values protected (None when a value is blocked),
         and the incidents. Fields the schema declares (``pii``) are taken whole with their
-        declared entity, without detection."""
-        scanned, declared = self._split(record)
+        declared entity, without detection. Strings inside array, map and record fields
+        are scanned too (a finding's field is their path, ``tags.0``)."""
+        scanned, declared, nested = self._split(record)
         found = self.engine.scan_record(scanned, min_score=self.min_score) if scanned else []
         counts: dict[tuple[str, str], int] = {}
-        protected = self._apply(record, declared, found, event_id, now, counts)
+        protected = self._apply(record, declared, nested, found, event_id, now, counts)
         self._count(counts)
         return protected
 
@@ -100,19 +101,23 @@ class DlpStage:
         i's) with one engine call — one matcher pass over all their fields; results in
         order."""
         split = [self._split(r) for r in records]
-        found = self.engine.scan_records([s for s, _ in split], min_score=self.min_score)
+        found = self.engine.scan_records([s for s, _, _ in split], min_score=self.min_score)
         counts: dict[tuple[str, str], int] = {}  # the batch's, added to the metrics once
         protected = [
-            self._apply(record, declared, hits, event_id, now, counts)
-            for record, (_, declared), hits, event_id, now in zip(
+            self._apply(record, declared, nested, hits, event_id, now, counts)
+            for record, (_, declared, nested), hits, event_id, now in zip(
                 records, split, found, event_ids, times, strict=True
             )
         ]
         self._count(counts)
         return protected
 
-    def _split(self, record: Mapping[str, Any]) -> tuple[dict[str, str], list[tuple[str, str]]]:
-        """(the string fields the policy scans, the declared ones as (name, entity))."""
+    def _split(self, record: Mapping[str, Any]) -> _Split:
+        """(the strings the policy scans, by field — a string inside an array, map or
+        record field by its dotted path, ``tags.0`` —, the declared fields as (name,
+        entity), each nested string's steps from the record to it). A declaration names a
+        whole string field; strings nested in a declared field are scanned like any
+        other."""
         names = tuple(record)
         plan = self._plans.get(names)
         if plan is None:  # records of one schema share their field names
@@ -126,6 +131,7 @@ class DlpStage:
             ]
         scanned: dict[str, str] = {}
         taken: list[tuple[str, str]] = []
+        nested: dict[str, tuple[str | int, ...]] = {}
         for name, entity in plan:
             value = record[name]
             if isinstance(value, str):
@@ -133,12 +139,20 @@ class DlpStage:
                     scanned[name] = value
                 else:
                     taken.append((name, entity))
-        return scanned, taken
+            elif isinstance(value, Mapping | list | tuple):
+                for steps, text in _nested_strings(value, (name,)):
+                    path = ".".join(map(str, steps))
+                    while path in scanned:  # a map key with a dot can repeat a path
+                        path += "'"
+                    scanned[path] = text
+                    nested[path] = steps
+        return scanned, taken, nested
 
     def _apply(
         self,
         record: Mapping[str, Any],
         declared: list[tuple[str, str]],
+        nested: dict[str, tuple[str | int, ...]],
         found: list[FieldFinding],
         event_id: str,
         now: datetime,
@@ -159,10 +173,14 @@ class DlpStage:
         for ff in found:
             by_field.setdefault(ff.field, []).append(ff.finding)
         for name, findings in by_field.items():
-            text = out[name]
+            # a nested string (``tags.0``) is read and written at its path; the policy
+            # rules name the record's field, the incident the path
+            steps = nested.get(name)
+            field_name = name if steps is None else str(steps[0])
+            text = out[name] if steps is None else _at(out, steps)
             # right to left, so earlier offsets stay valid while replacing
             for f in sorted(findings, key=_start, reverse=True) if len(findings) > 1 else findings:
-                decision = resolve(department, topic, name, f.entity)
+                decision = resolve(department, topic, field_name, f.entity)
                 if f.score < decision.min_score:
                     continue
                 if isinstance(decision.action, KeepParams):
@@ -189,7 +207,10 @@ class DlpStage:
                 result.incidents.append(
                     self._incident(event_id, name, f, op.operator, decision.rule_id, value, now)
                 )
-            out[name] = text
+            if steps is None:
+                out[name] = text
+            else:
+                _put(out, steps, text)
         if result.blocked:
             result.record = None
             result.vault.clear()  # the record does not travel: nothing of it goes to the vault
@@ -256,6 +277,41 @@ class DlpStage:
 
 def _start(f: Finding) -> int:
     return f.start
+
+
+_Split = tuple[dict[str, str], list[tuple[str, str]], dict[str, tuple[str | int, ...]]]
+
+
+def _nested_strings(
+    value: Any, steps: tuple[str | int, ...]
+) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """(steps, text) for every string inside an array, map or record value."""
+    if isinstance(value, str):
+        yield steps, value
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            yield from _nested_strings(v, (*steps, str(k)))
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            yield from _nested_strings(v, (*steps, i))
+
+
+def _at(record: Mapping[str, Any], steps: tuple[str | int, ...]) -> str:
+    value: Any = record
+    for step in steps:
+        value = value[step]
+    return str(value)
+
+
+def _put(record: dict[str, Any], steps: tuple[str | int, ...], text: str) -> None:
+    """Set the string at `steps` to `text`, copying each array, map or record on the way
+    (the caller's record is never changed; `record` itself is already a copy)."""
+    parent: Any = record
+    for step in steps[:-1]:
+        child = parent[step]
+        parent[step] = copy = list(child) if isinstance(child, list | tuple) else dict(child)
+        parent = copy
+    parent[steps[-1]] = text
 
 
 __all__ = ["DlpStage", "FieldFinding", "Protected", "declared_pii"]

@@ -183,3 +183,50 @@ def test_without_a_vault_key_tokens_have_no_vault_entry(stage: DlpStage) -> None
     assert result.record is not None
     assert "tok_us_ssn_" in result.record["notes"]
     assert result.vault == []
+
+
+def service_stage() -> DlpStage:
+    policy = load_dlp_policy(ROOT / "policies" / "dlp.yaml")
+    return DlpStage(
+        Engine(registry.load()),
+        PolicyResolver(policy),
+        keyring_from_master(b"k" * 32),
+        department="service",
+        topic="crm.raw.service.tickets.v1",
+        declared=declared_pii(ROOT / "schemas" / "service" / "TicketChanged.avsc"),
+    )
+
+
+def test_strings_inside_arrays_and_maps_are_protected_at_their_path() -> None:
+    """A ticket's tags (an Avro array of strings) and a nested map are scanned like any
+    string field: protected in place, the incident's field is the path, and the caller's
+    record (its list included) is left as it was."""
+    tags = ["vip", f"card {CARD}", f"ssn {SSN}"]
+    record = {"ticket_id": "T-1", "subject": "Refund", "tags": tags,
+              "extra": {"note": {"inner": f"paid with {CARD}"}}}  # fmt: skip
+    result = service_stage().protect(record, event_id="e1", now=NOW)
+    assert result.record is not None
+    out_tags = result.record["tags"]
+    assert out_tags[0] == "vip"
+    assert CARD not in out_tags[1]
+    assert out_tags[1].endswith("6467")  # cards are masked, last four kept
+    assert out_tags[2].startswith("ssn tok_us_ssn_")
+    assert CARD not in result.record["extra"]["note"]["inner"]
+    assert {(i["field"], i["entity"]) for i in result.incidents} == {
+        ("tags.1", "CREDIT_CARD"),
+        ("tags.2", "US_SSN"),
+        ("extra.note.inner", "CREDIT_CARD"),
+    }
+    assert record["tags"] is tags
+    assert tags == ["vip", f"card {CARD}", f"ssn {SSN}"]
+    assert record["extra"]["note"]["inner"] == f"paid with {CARD}"
+    for inc in result.incidents:
+        assert CARD not in repr(inc)
+        assert SSN not in repr(inc)
+
+
+def test_a_secret_in_an_array_blocks_the_record() -> None:
+    record = {"ticket_id": "T-2", "subject": "Keys", "tags": ["ok", f"key {AWS}"]}
+    result = service_stage().protect(record, event_id="e2", now=NOW)
+    assert result.record is None
+    assert result.blocked == [("entity.AWS_ACCESS_KEY", "tags.1", "AWS_ACCESS_KEY")]
