@@ -97,8 +97,9 @@ def audit_verify() -> None:
     settings = _settings()
     engine = read_model(settings.effective_database_url)
     try:
-        result = verify_chain(engine, settings.audit_key_bytes())
-        log = verify_log(engine, settings.audit_key_bytes())
+        key = settings.existing_audit_key()
+        result = verify_chain(engine, key)
+        log = verify_log(engine, key)
     finally:
         engine.dispose()
     broken = False

@@ -142,6 +142,18 @@ class Settings(BaseSettings):
     def audit_key_bytes(self) -> bytes:
         return self._secret(self.audit_key, "audit.key")
 
+    def existing_audit_key(self) -> bytes:
+        """The audit key the hub signs with, for commands that check or extend what it
+        signed (``audit verify``, ``dlp reveal``): never a new one. A key generated on the
+        spot would sign a reveal the hub's own key does not verify, and would find every
+        entry "bad"."""
+        if self.audit_key is not None or (self.home / "audit.key").exists():
+            return self.audit_key_bytes()
+        raise ConfigError(
+            f"no audit key: HUB_AUDIT_KEY is not set and {self.home / 'audit.key'} does not "
+            "exist. Use the hub's key: set HUB_AUDIT_KEY, or HUB_HOME to the hub's home"
+        )
+
     def dlp_master_key(self) -> bytes:
         return self._secret(self.dlp_key, "dlp.key")
 

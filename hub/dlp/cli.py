@@ -340,7 +340,8 @@ def reveal(
     roles = load_dlp_policy(settings.policies_dir / "dlp.yaml").vault.reveal_roles
     engine = read_model(settings.effective_database_url)
     try:
-        value = TokenVault(engine, set(roles), log_key=settings.audit_key_bytes()).reveal(
+        log_key = settings.existing_audit_key()
+        value = TokenVault(engine, set(roles), log_key=log_key).reveal(
             token,
             key,
             actor=actor or getpass.getuser(),

@@ -199,3 +199,36 @@ def test_reveal_gives_the_value_to_the_policys_role_only_and_logs_both(tmp_path:
         broken.stderr
     )
     assert "audit trail verified" in broken.stdout  # the other chains are still checked
+
+
+def test_reveal_and_verify_never_make_up_an_audit_key(tmp_path: Path) -> None:
+    """Run where the hub's audit key is not (no HUB_AUDIT_KEY, no audit.key in HUB_HOME):
+    a reveal would sign its log row with a key the hub's does not verify, and a check
+    would call every signature bad. Both stop with one line saying where the key is
+    looked for, create no key, and the reveal logs nothing and shows nothing."""
+    from sqlalchemy import func, select
+
+    from hub.settings import load_settings
+    from projections.db import make_engine, migrate
+    from projections.models import DlpVaultReveal
+    from tests.integration.test_token_vault import TOKEN as token
+
+    home = tmp_path / "home"
+    settings = load_settings(home=home)
+    migrate(settings.effective_database_url)
+    settings.vault_public_key()  # the vault's key pair is there; the audit key is not
+    for command in (
+        ("audit", "verify"),
+        ("dlp", "reveal", token, "--role", "privacy-officer", "--reason", "DSAR 7"),
+    ):
+        # crmhub's environment drops any HUB_AUDIT_KEY of the test run's own
+        result = crmhub(*command, cwd=tmp_path, HUB_HOME=str(home))
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "no audit key" in result.stderr
+        assert str(home / "audit.key") in result.stderr
+        assert "Traceback" not in result.stderr
+        assert not (home / "audit.key").exists()
+    engine = make_engine(settings.effective_database_url)
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(DlpVaultReveal)) == 0
+    engine.dispose()
