@@ -87,7 +87,16 @@ def demo(
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
+def audit_verify(
+    legacy_access_log_rows: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Rows of the vault access log from before revision 0007 (no links), as "
+            "counted at that upgrade; any other row without a link is a break",
+        ),
+    ] = 0,
+) -> None:
     """Recompute every hash chain of the audit trail and of the token vault's access log;
     name the first broken link."""
     from projections.access_log import verify_log
@@ -99,7 +108,7 @@ def audit_verify() -> None:
     try:
         key = settings.existing_audit_key()
         result = verify_chain(engine, key)
-        log = verify_log(engine, key)
+        log = verify_log(engine, key, legacy_rows=legacy_access_log_rows)
     finally:
         engine.dispose()
     broken = False

@@ -12,9 +12,12 @@ fails its insert and the caller retries in a new transaction
 (`hub.dlp.vault.TokenVault.reveal`).
 
 What a chain cannot tell: rows cut from its end (the last row's successor is simply
-absent), or a log rewritten whole without links. Rows written before the chain existed
-(revision 0007 added it) have no link: they are counted apart and named in the result, and
-an unlinked row after a linked one is a break.
+absent), or a log deleted whole. Rows written before the chain existed (revision 0007 added
+it) have no link, and nothing in the database can tell them from rows whose links were
+cleared — one UPDATE would make the whole log look that old. So the auditor says how many
+there were (`verify_log`'s ``legacy_rows``, counted at that upgrade; 0 for a hub installed
+at 0007 or later): exactly that many leading rows may lack links, and any other unlinked
+row is a break.
 """
 
 from __future__ import annotations
@@ -38,7 +41,9 @@ from projections.models import DlpVaultReveal
 
 TAG = b"crm-hub-vault-reveal/v1"
 
-LogBreak = Literal["unlinked row", "prev link mismatch", "hash mismatch", "bad signature"]
+LogBreak = Literal[
+    "unlinked row", "prev link mismatch", "hash mismatch", "bad signature", "legacy rows missing"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +116,8 @@ class LogCheck:
         )
         if self.ok:
             return f"{self.checked} {_attempts(self.checked)} verified{before}"
+        if self.broken_seq is None:
+            return f"{self.reason}: {self.unlinked_before} unlinked rows where more were declared"
         return (
             f"{self.reason} at access-log seq {self.broken_seq}; "
             f"{self.checked} {_attempts(self.checked)} verified before it{before}"
@@ -121,8 +128,12 @@ def _attempts(n: int) -> str:
     return "reveal attempt" if n == 1 else "reveal attempts"
 
 
-def verify_log(engine: Engine, key: bytes, *, yield_per: int = 10_000) -> LogCheck:
-    """Recompute the chain in ``seq`` order; the first broken row, if any."""
+def verify_log(
+    engine: Engine, key: bytes, *, legacy_rows: int = 0, yield_per: int = 10_000
+) -> LogCheck:
+    """Recompute the chain in ``seq`` order; the first broken row, if any. The first
+    `legacy_rows` rows may have no links (written before revision 0007), no other may;
+    fewer such rows than that is a break too (legacy rows deleted)."""
     r = DlpVaultReveal.__table__.c
     query = select(
         r.seq, r.token, r.entity, r.actor, r.role, r.reason, r.outcome, r.at,
@@ -136,7 +147,7 @@ def verify_log(engine: Engine, key: bytes, *, yield_per: int = 10_000) -> LogChe
             for row in rows:
                 reason: LogBreak | None = None
                 if row.hash is None:
-                    if prev_hash is None:
+                    if prev_hash is None and unlinked < legacy_rows:
                         unlinked += 1
                         continue
                     reason = "unlinked row"
@@ -157,6 +168,8 @@ def verify_log(engine: Engine, key: bytes, *, yield_per: int = 10_000) -> LogChe
                 prev_hash = row.hash
         finally:
             rows.close()
+    if unlinked < legacy_rows:
+        return LogCheck(False, checked, unlinked, None, "legacy rows missing")
     return LogCheck(True, checked, unlinked)
 
 

@@ -277,8 +277,9 @@ def test_an_edited_or_deleted_row_breaks_the_chain_where_it_happened(
 def test_rows_from_before_the_chain_are_counted_apart(
     engine: Engine, private: VaultPrivateKey
 ) -> None:
-    """A log written before revision 0007 has rows without links: they are named, not
-    verified, and the chain starts after them."""
+    """A log written before revision 0007 has rows without links: as many as the auditor
+    declares are named, not verified, and the chain starts after them; undeclared, the
+    first is a break, and fewer than declared (some deleted) is one too."""
     with engine.begin() as conn:
         conn.execute(
             insert(DlpVaultReveal),
@@ -288,9 +289,40 @@ def test_rows_from_before_the_chain_are_counted_apart(
             ] * 2,
         )  # fmt: skip
     _reveal_each_outcome(_vault(engine, private), private)
-    check = verify_log(engine, LOG_KEY)
+    check = verify_log(engine, LOG_KEY, legacy_rows=2)
     assert (check.ok, check.checked, check.unlinked_before) == (True, 4, 2)
     assert "2 older unlinked rows" in check.describe()
+    seqs = _seqs(engine)
+    undeclared = verify_log(engine, LOG_KEY)
+    assert (undeclared.ok, undeclared.reason, undeclared.broken_seq) == (
+        False,
+        "unlinked row",
+        seqs[0],
+    )
+    one_too_few = verify_log(engine, LOG_KEY, legacy_rows=1)
+    assert (one_too_few.reason, one_too_few.broken_seq) == ("unlinked row", seqs[1])
+    missing = verify_log(engine, LOG_KEY, legacy_rows=3)
+    assert (missing.ok, missing.reason, missing.broken_seq) == (False, "legacy rows missing", None)
+    assert "2 unlinked rows where more were declared" in missing.describe()
+
+
+def test_clearing_every_link_does_not_pass_the_log_off_as_legacy(
+    engine: Engine, private: VaultPrivateKey
+) -> None:
+    """With write access and no key, one UPDATE can clear every row's links and then edit
+    or delete rows at will; the log must not then verify as rows from before revision
+    0007 (found in review)."""
+    _reveal_each_outcome(_vault(engine, private), private)
+    seqs = _seqs(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE dlp_vault_reveals SET prev_hash = NULL, hash = NULL, signature = NULL")
+        )
+        conn.execute(
+            text("UPDATE dlp_vault_reveals SET reason = 'routine' WHERE seq = :s"), {"s": seqs[1]}
+        )
+    check = verify_log(engine, LOG_KEY)
+    assert (check.ok, check.reason, check.broken_seq) == (False, "unlinked row", seqs[0])
 
 
 def test_concurrent_reveals_each_take_their_own_place_in_the_chain(
