@@ -93,7 +93,9 @@ def scan(
     path: Annotated[Path | None, typer.Argument(help="Text, CSV, XLSX or JSON-lines file")] = None,
     topic: Annotated[str | None, typer.Option(help="Scan a hub topic instead of a file")] = None,
     fmt: Annotated[str, typer.Option("--format", help="table or jsonl")] = "table",
-    min_score: Annotated[float, typer.Option(help="Ignore findings below this score")] = 0.5,
+    min_score: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Ignore findings below this score")
+    ] = 0.5,
 ) -> None:
     """Scan a file or a topic; findings never show the value (masked in the table,
     absent in jsonl)."""
@@ -159,7 +161,9 @@ def _jsonl(number: int | str, field: str | None, f: Finding) -> dict[str, Any]:
 def explain(
     text: str,
     field: Annotated[str | None, typer.Option()] = None,
-    min_score: Annotated[float, typer.Option(help="The score scan reports from")] = 0.5,
+    min_score: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="The score scan reports from")
+    ] = 0.5,
 ) -> None:
     """Show which recognizer, pattern, context and validator fired on TEXT: the findings,
     those that lost to a stronger overlapping finding or score below --min-score, and the

@@ -33,6 +33,7 @@ the same for a batch of records.
 from __future__ import annotations
 
 import importlib
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, NamedTuple
@@ -229,6 +230,8 @@ class Engine:
         matcher call: findings per text, offsets into that text."""
         if fields is not None and len(fields) != len(texts):
             raise ValueError("texts and fields differ in length")
+        if math.isnan(min_score):  # the checks below read "below": none is, against NaN
+            raise ValueError("min_score is NaN")
         if not any(texts):
             return [[] for _ in texts]
         # self._…(…) each time: compiled, that is a direct call, where a bound method kept in a

@@ -524,3 +524,12 @@ def test_patterns_the_matcher_cannot_run_are_searched_everywhere(backend: str) -
     found = engine.scan_texts_all(texts)
     assert found == [list(scan_reference(_Untranslatable(), t)) for t in texts]
     assert sum(map(len, found)) >= 4
+
+
+def test_a_nan_min_score_is_refused(engine: Engine) -> None:
+    """Against NaN every "score below the threshold" check is False, so the engine would
+    report everything where the reference (``score >= min_score``) reports nothing."""
+    with pytest.raises(ValueError, match="NaN"):
+        engine.scan_text_all("ssn 536-22-1234", min_score=float("nan"))
+    with pytest.raises(ValueError, match="NaN"):
+        engine.scan_records([{"ssn": "536-22-1234"}], min_score=float("nan"))

@@ -202,7 +202,7 @@ def test_strings_inside_arrays_and_maps_are_protected_at_their_path() -> None:
     string field: protected in place, the incident's field is the path, and the caller's
     record (its list included) is left as it was."""
     tags = ["vip", f"card {CARD}", f"ssn {SSN}"]
-    record = {"ticket_id": "T-1", "subject": "Refund", "tags": tags,
+    record: dict[str, Any] = {"ticket_id": "T-1", "subject": "Refund", "tags": tags,
               "extra": {"note": {"inner": f"paid with {CARD}"}}}  # fmt: skip
     result = service_stage().protect(record, event_id="e1", now=NOW)
     assert result.record is not None
