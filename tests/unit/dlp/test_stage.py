@@ -54,17 +54,24 @@ RECORDS = [
 ]
 
 
-def sales_stage(vault_key: VaultPublicKey | None = None) -> DlpStage:
+def department_stage(
+    department: str, topic: str, schema: str, vault_key: VaultPublicKey | None = None
+) -> DlpStage:
+    """The stage as the processors build it for `department`, with the real policy."""
     policy = load_dlp_policy(ROOT / "policies" / "dlp.yaml")
     return DlpStage(
         Engine(registry.load()),
         PolicyResolver(policy),
         keyring_from_master(b"k" * 32),
-        department="sales",
-        topic="crm.raw.sales.leads.v1",
-        declared=declared_pii(ROOT / "schemas" / "sales" / "Lead.avsc"),
+        department=department,
+        topic=topic,
+        declared=declared_pii(ROOT / "schemas" / f"{schema}.avsc"),
         vault_key=vault_key,
     )
+
+
+def sales_stage(vault_key: VaultPublicKey | None = None) -> DlpStage:
+    return department_stage("sales", "crm.raw.sales.leads.v1", "sales/Lead", vault_key)
 
 
 @pytest.fixture(scope="module")
@@ -186,15 +193,7 @@ def test_without_a_vault_key_tokens_have_no_vault_entry(stage: DlpStage) -> None
 
 
 def service_stage() -> DlpStage:
-    policy = load_dlp_policy(ROOT / "policies" / "dlp.yaml")
-    return DlpStage(
-        Engine(registry.load()),
-        PolicyResolver(policy),
-        keyring_from_master(b"k" * 32),
-        department="service",
-        topic="crm.raw.service.tickets.v1",
-        declared=declared_pii(ROOT / "schemas" / "service" / "TicketChanged.avsc"),
-    )
+    return department_stage("service", "crm.raw.service.tickets.v1", "service/TicketChanged")
 
 
 def test_strings_inside_arrays_and_maps_are_protected_at_their_path() -> None:
