@@ -96,6 +96,9 @@ def test_service_and_hr_chains(stack: Stack) -> None:
         ticket(4, "Closed", description=f"my card is {CARD}"),
         0,
     )
+    # an array field: a card number and an SSN in tags (a rep's shorthand)
+    tags = ["billing", f"card {CARD}", f"ssn {SSN}"]
+    pub.send(raw_tickets, "service/TicketChanged", "5", ticket(5, "Open", tags=tags), 0)
     pub.send(raw_employees, "hr/EmployeeChanged", "10", employee("10"), 0)
     pub.send(
         raw_employees,
@@ -123,7 +126,7 @@ def test_service_and_hr_chains(stack: Stack) -> None:
     try:
         wait_for(
             lambda: (
-                len(read_topic(stack.bootstrap, topics.CLEAN_SERVICE_TICKETS, idle=0.3)) >= 2
+                len(read_topic(stack.bootstrap, topics.CLEAN_SERVICE_TICKETS, idle=0.3)) >= 3
                 and len(read_topic(stack.bootstrap, topics.CLEAN_HR_EMPLOYEES, idle=0.3)) >= 2
                 and len(read_topic(stack.bootstrap, topics.CLEAN_HR_ERASURES, idle=0.3)) >= 1
             ),
@@ -138,13 +141,23 @@ def test_service_and_hr_chains(stack: Stack) -> None:
         v["ticket_id"]: (h, v)
         for h, v in decoded(stack, topics.CLEAN_SERVICE_TICKETS, "service/TicketChanged")
     }
-    assert set(tickets) == {1, 4}
+    assert set(tickets) == {1, 4, 5}
     headers, one = tickets[1]
     assert one["case_status"] == "In Progress"  # the canonical spelling of the list
     assert headers["ce_type"] == "crm.service.ticket.validated.v1"
     assert "-service.1-hr.1" in headers["hub_policy_version"]
     assert CARD not in tickets[4][1]["description"]
     assert tickets[4][1]["description"].endswith("6467")  # masked, last four kept
+    five = tickets[5][1]["tags"]
+    assert five[0] == "billing"
+    assert CARD not in five[1]
+    assert five[1].endswith("6467")
+    assert five[2].startswith("ssn tok_us_ssn_")
+    incidents = decoded(stack, topics.DLP_INCIDENTS, "dlp/DlpIncident")
+    assert {(i["field"], i["entity"]) for _, i in incidents if i["department"] == "service"} >= {
+        ("tags.1", "CREDIT_CARD"),
+        ("tags.2", "US_SSN"),
+    }
 
     employees = {
         v["employee_id"]: v
