@@ -42,7 +42,10 @@ def bench_settings(**values: Any) -> Settings:
     fields = Settings.model_fields
     # Any, as ``values``: mypy checks a ``**dict[str, str]`` against every keyword of
     # BaseSettings.__init__, ``_case_sensitive: bool | None`` and the like included.
-    keys: dict[str, Any] = {"audit_key": "bench-audit-key", "dlp_key": "bench-dlp-key"}
+    keys: dict[str, Any] = {
+        "audit_key": "bench-audit-key-" + "0" * 32,
+        "dlp_key": "bench-dlp-key-" + "0" * 32,
+    }
     return Settings(**{k: v for k, v in keys.items() if k in fields}, **values)
 
 

@@ -111,7 +111,7 @@ def run_processors(env: Env, scratch: Path, n: int, workers: int) -> tuple[Windo
                 HUB_HOME=str(home),
                 HUB_KAFKA_BOOTSTRAP=env.bootstrap,
                 HUB_SCHEMA_REGISTRY_URL=env.registry_url,
-                HUB_DLP_KEY="bench-dlp-key",
+                HUB_DLP_KEY="bench-dlp-key-" + "0" * 32,
                 HUB_CONFIG_FILE=str(home / "absent.yaml"),
                 PYTHONPATH=str(REPO_ROOT),
             )

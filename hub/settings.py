@@ -15,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -32,8 +32,15 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 RUNTIME_FILE = "runtime.json"
 
 
+MIN_KEY_CHARS = 32  # of HUB_AUDIT_KEY and HUB_DLP_KEY
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HUB_", frozen=True, extra="forbid")
+    # hide_input_in_errors: a rejected setting's value (a key, a password in a URL) is not
+    # quoted back in the validation error
+    model_config = SettingsConfigDict(
+        env_prefix="HUB_", frozen=True, extra="forbid", hide_input_in_errors=True
+    )
 
     home: Path = Field(default=Path(".hub"), description="Working directory for embedded state")
     kafka_bootstrap: str | None = Field(
@@ -72,6 +79,18 @@ class Settings(BaseSettings):
         description="With no connector registered, the connect worker registers sales-leads",
     )
     log_level: str = "INFO"
+
+    @field_validator("audit_key", "dlp_key")
+    @classmethod
+    def _long_enough(cls, key: SecretStr | None) -> SecretStr | None:
+        """A key the hub signs or derives AES-256 keys from must not be guessable: at least
+        `MIN_KEY_CHARS` characters (the generated ones are 64 hex characters)."""
+        if key is not None and len(key.get_secret_value().strip()) < MIN_KEY_CHARS:
+            raise ValueError(
+                f"too short: at least {MIN_KEY_CHARS} characters, e.g. 64 random hex "
+                "characters (python -c 'import secrets; print(secrets.token_hex(32))')"
+            )
+        return key
 
     @classmethod
     def settings_customise_sources(

@@ -53,7 +53,7 @@ CONNECTORS = ("emea", "apac", "amer", "partners")
 # did) for half the rows to process.
 FILES_PER_CONNECTOR = 4
 ROWS_PER_FILE = 3_000
-KEY = "group-audit-key"
+KEY = "group-audit-key-for-the-tests-000001"
 
 
 @dataclass(frozen=True)

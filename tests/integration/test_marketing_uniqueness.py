@@ -36,7 +36,7 @@ pytestmark = pytest.mark.integration
 
 SCHEMAS = REPO_ROOT / "schemas"
 ADDRESSES = 20
-DLP_KEY = "it-marketing-dlp-key"
+DLP_KEY = "it-marketing-dlp-key-for-the-tests-0001"
 CARD = "4539 1488 0343 6467"
 _ = stack  # the processor tests' own broker and registry (a fixture, used by name)
 

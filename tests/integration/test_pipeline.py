@@ -45,7 +45,7 @@ from tests.integration.test_projection_store import BACKENDS, fresh_database
 
 pytestmark = pytest.mark.integration
 
-KEY = "pipeline-audit-key"
+KEY = "pipeline-audit-key-for-the-tests-0001"
 POLICY_VERSION = load_validation_policy(REPO_ROOT / "policies" / "validation.yaml").version
 DEFAULT_TOPICS = Topics(topics.RAW_SALES_LEADS, topics.QUARANTINE, topics.CONNECT_OFFSETS)
 

@@ -55,7 +55,7 @@ from tests.integration.test_token_vault import vault_event
 
 pytestmark = pytest.mark.integration
 
-KEY = "worker-test-audit-key"
+KEY = "worker-test-audit-key-for-the-tests-01"
 SSNS = ("078-05-1120", "219-09-9999")  # values for the vault entries (no one's)
 SCHEMAS = REPO_ROOT / "schemas"
 

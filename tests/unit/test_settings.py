@@ -4,9 +4,10 @@ import json
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from hub.errors import ConfigError
-from hub.settings import load_settings
+from hub.settings import Settings, load_settings
 
 
 def test_env_overrides_yaml_and_yaml_overrides_defaults(
@@ -48,10 +49,10 @@ def test_unknown_key_in_yaml_is_refused(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_secrets_do_not_show_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HUB_AUDIT_KEY", "s3cr3t-audit-key-value")
+    monkeypatch.setenv("HUB_AUDIT_KEY", "s3cr3t-audit-key-value-long-enough-01")
     s = load_settings()
     assert "s3cr3t" not in repr(s)
-    assert s.audit_key_bytes() == b"s3cr3t-audit-key-value"
+    assert s.audit_key_bytes() == b"s3cr3t-audit-key-value-long-enough-01"
 
 
 def test_embedded_defaults_and_missing_broker_is_a_clear_error(tmp_path: Path) -> None:
@@ -107,3 +108,22 @@ def test_a_command_for_a_running_hub_takes_its_broker_and_registry_from_runtime_
     explicit = load_settings(home=tmp_path, schema_registry_url="http://mine:1").of_running_hub()
     assert explicit.effective_registry_url == "http://mine:1"  # a setting beats the file
     assert explicit.require_bootstrap() == "127.0.0.1:40001"
+
+
+@pytest.mark.parametrize("name", ["HUB_AUDIT_KEY", "HUB_DLP_KEY"])
+def test_a_short_key_is_refused_without_quoting_it(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key the hub signs with or derives AES-256 keys from must not be guessable; the
+    error names the setting and never repeats the value."""
+    monkeypatch.setenv(name, "short-s3cr3t-key")
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    assert name in str(refused.value)
+    assert "at least 32 characters" in str(refused.value)
+    assert "s3cr3t" not in str(refused.value)
+    monkeypatch.setenv(name, "x" * 32)
+    assert load_settings() is not None
+    with pytest.raises(ValidationError) as raw:  # the model itself never quotes it either
+        Settings.model_validate({name.removeprefix("HUB_").lower(): "short-s3cr3t-key"})
+    assert "s3cr3t" not in str(raw.value)
