@@ -84,8 +84,9 @@ class Counts:
     webhook_events: dict[str, int] = field(default_factory=dict)  # topic -> messages
     topic_messages: int = 0  # every message on the topics the projection reads
     vault_entries: int = 0  # messages on the vault topic: one per tokenized value
-    vault_tokens: int = 0  # distinct tokens on it
-    vault_rows: int = 0  # tokens in the read model's vault
+    vault_keys: int = 0  # distinct keys on it: a token and whose value it is
+    vault_rows: int = 0  # rows in the read model's vault: one per key
+    vault_tokens: int = 0  # distinct tokens in the read model's vault
     vault_reveal: str = ""  # the outcome of revealing one token with the demo's vault key
     touches: int = 0
     attributed_people: int = 0
@@ -398,8 +399,8 @@ def measure(bootstrap: str, settings: Settings, c: Counts) -> Counts:
     c.sales_quarantined = sum(c.department_quarantine.get("sales", Counter()).values())
     for topic in (topics.HUBSPOT_CONTACT_WEBHOOKS, topics.ZENDESK_TICKET_WEBHOOKS):
         c.webhook_events[topic], _ = scan_topic(bootstrap, topic)
-    c.vault_entries, c.vault_tokens = scan_topic(bootstrap, topics.DLP_VAULT)
-    c.vault_rows = db["vault_tokens"]
+    c.vault_entries, c.vault_keys = scan_topic(bootstrap, topics.DLP_VAULT)
+    c.vault_rows, c.vault_tokens = db["vault_rows"], db["vault_tokens"]
     c.vault_reveal = reveal_one(settings, engine)
     # Every message the projection reads: each is one audit entry.
     c.topic_messages = (
@@ -520,9 +521,10 @@ def report(
     checks.append(
         (
             "every tokenized value is in the token vault, sealed",
-            c.vault_entries == c.vaultable and c.vault_rows == c.vault_tokens > 0,
+            c.vault_entries == c.vaultable and c.vault_rows == c.vault_keys > 0,
             f"{c.vaultable:,} tokenized (events not blocked) -> {c.vault_entries:,} vault entries, "
-            f"{c.vault_tokens:,} distinct tokens -> {c.vault_rows:,} vault rows",
+            f"{c.vault_keys:,} distinct keys (token and owner) -> {c.vault_rows:,} vault rows "
+            f"of {c.vault_tokens:,} tokens",
         )
     )
     checks.append(

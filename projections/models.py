@@ -268,15 +268,23 @@ class AuditEntry(Base):
 
 class DlpVaultEntry(SourceLineage, Base):
     """The token vault (`hub.dlp.vault`): a deterministic token and its value sealed to the
-    vault's public key, which only the private key's holder opens. One row per token, from
-    its latest entry on ``crm.dlp.vault.v1`` — the entry compaction keeps, so a vault rebuilt
-    from the compacted topic equals the live one."""
+    vault's public key, which only the private key's holder opens. One row per key of
+    ``crm.dlp.vault.v1`` — a token and whose value it is (`hub.dlp.vault.entry_key`) —
+    from the key's latest entry, the one compaction keeps, so a vault rebuilt from the
+    compacted topic equals the live one. A value two people share has a row for each:
+    erasing one leaves the other's. Rows written before revision 0010 have the bare token
+    as their key (the topic's key then)."""
 
     __tablename__ = "dlp_token_vault"
-    # An HR erasure shreds the erased employee's rows (`projections.store`).
-    __table_args__ = (Index("ix_dlp_token_vault_origin_subject", "origin", "subject"),)
+    # An HR erasure shreds the erased employee's rows (`projections.store`); a reveal
+    # looks a token up.
+    __table_args__ = (
+        Index("ix_dlp_token_vault_origin_subject", "origin", "subject"),
+        Index("ix_dlp_token_vault_token", "token"),
+    )
 
-    token: Mapped[str] = mapped_column(Text, primary_key=True)
+    vault_key: Mapped[str] = mapped_column(Text, primary_key=True, doc="The topic's key")
+    token: Mapped[str] = mapped_column(Text)
     entity: Mapped[str] = mapped_column(Text)
     sealed: Mapped[bytes] = mapped_column(LargeBinary, doc="X25519 + AES-256-GCM sealed value")
     key_id: Mapped[str] = mapped_column(String(16), doc="Which vault key the value is sealed to")
@@ -289,15 +297,15 @@ class DlpVaultEntry(SourceLineage, Base):
 
 
 class DlpVaultTombstone(Base):
-    """Outbox of the token vault's tombstones: each token an HR erasure took out of the
-    vault (`DlpVaultEntry`), written in the erasure's transaction and removed once the
-    projection worker has published a tombstone for it on ``crm.dlp.vault.v1``, so the
-    compacted topic drops the erased employee's sealed values too. A token only: never a
-    value, nor whose it was."""
+    """Outbox of the token vault's tombstones: each vault key (`DlpVaultEntry.vault_key`)
+    an HR erasure took out of the vault, written in the erasure's transaction and removed
+    once the projection worker has published a tombstone for it on ``crm.dlp.vault.v1``,
+    so the compacted topic drops the erased employee's sealed values too. A key only:
+    never a value, nor whose it was in clear."""
 
     __tablename__ = "dlp_vault_tombstones"
 
-    token: Mapped[str] = mapped_column(Text, primary_key=True)
+    vault_key: Mapped[str] = mapped_column(Text, primary_key=True)
     queued_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 

@@ -18,7 +18,16 @@ from datetime import UTC, date, datetime
 from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Engine, Table, TextClause, func, select, text, tuple_
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    TextClause,
+    func,
+    select,
+    text,
+    tuple_,
+)
 
 from hub.events import EventMeta, deterministic_id, processor_source
 from hub.topics import (
@@ -114,16 +123,16 @@ EMPLOYEE_CONFLICT = OnConflict(("employee_id",), EMPLOYEE_UPDATE, NEWER)
 ERASURE_COLUMNS = ("employee_id", "erased_at", "source_system", "last_event_id", "updated_at")
 # The first erasure stays: a re-delivered or repeated one changes nothing.
 ERASURE_CONFLICT = OnConflict(("employee_id",))
-VAULT_FIELDS = ("entity", "sealed", "key_id", "event_id", "sealed_at", "origin", "subject")
+VAULT_FIELDS = ("token", "entity", "sealed", "key_id", "event_id", "sealed_at", "origin", "subject")
 VAULT_UPDATE = (*VAULT_FIELDS, *LINEAGE)
-VAULT_COLUMNS = ("token", *VAULT_UPDATE)
-# A token's latest entry wins, as on the compacted topic (an older re-delivery loses).
-VAULT_CONFLICT = OnConflict(("token",), VAULT_UPDATE, NEWER)
+VAULT_COLUMNS = ("vault_key", *VAULT_UPDATE)
+# A key's latest entry wins, as on the compacted topic (an older re-delivery loses).
+VAULT_CONFLICT = OnConflict(("vault_key",), VAULT_UPDATE, NEWER)
 # The chain whose vault entries an HR erasure shreds: its employees' values.
 HR_EMPLOYEE_ORIGIN = processor_source("hr-employees")
-# The outbox of tombstones for those tokens: a token queued again is one row, queued anew
+# The outbox of tombstones for their vault keys: a key queued again is one row, queued anew
 # (a round read before that leaves it queued: `tombstones_published`).
-TOMBSTONE_CONFLICT = OnConflict(("token",), ("queued_at",))
+TOMBSTONE_CONFLICT = OnConflict(("vault_key",), ("queued_at",))
 
 # Attribution: which e-mail events are touches (an engagement, not a send or a bounce).
 TOUCH_EVENT_TYPES = frozenset({"OPEN", "CLICK"})
@@ -300,10 +309,10 @@ class UndecodableEvent:
 
 
 class TombstoneRound(NamedTuple):
-    """Tokens read off the vault's tombstone outbox (`ProjectionStore.queued_tombstones`)."""
+    """Vault keys read off the tombstone outbox (`ProjectionStore.queued_tombstones`)."""
 
     publish: list[str]  # those that need a tombstone
-    tokens: list[str]  # all of them: off the queue once the tombstones are published
+    keys: list[str]  # all of them: off the queue once the tombstones are published
     queued_by: datetime | None  # when the last of them was queued
 
 
@@ -311,8 +320,9 @@ class TombstoneRound(NamedTuple):
 class Tombstone:
     """A record of the token vault's compacted topic with a key and no value: Kafka's way
     to delete a key (compaction drops the key's older records, then the tombstone itself).
-    The projection deletes the token's row if it came from before the tombstone, so the
-    live vault equals one rebuilt from the compacted topic."""
+    The projection deletes the key's row (`hub.dlp.vault.entry_key`: a token and its
+    owner) if it came from before the tombstone, so the live vault equals one rebuilt from
+    the compacted topic."""
 
     topic: str
     partition: int
@@ -337,13 +347,13 @@ class ApplyResult:
     employees: int = 0
     erasures: int = 0
     touches: int = 0
-    vaulted: int = 0  # tokens new to the vault or re-sent
+    vaulted: int = 0  # vault keys (token and owner) new to the vault or re-sent
     quarantined: int = 0
     redrives: int = 0
     undecodable: int = 0
     positions: dict[Position, int] = field(default_factory=dict)
     tombstones: int = 0  # token vault keys deleted on the topic
-    tombstones_queued: int = 0  # erased employees' tokens queued for a tombstone
+    tombstones_queued: int = 0  # erased employees' vault keys queued for a tombstone
     # (topic, outcome) -> count; outcome is applied, skipped, undecodable or tombstone
     outcomes: dict[tuple[str, str], int] = field(default_factory=dict)
 
@@ -427,7 +437,7 @@ class ProjectionStore:
         items = sorted(batch, key=_position)
         events = [e for e in items if isinstance(e, ConsumedEvent)]
         undecodable = [e for e in items if isinstance(e, UndecodableEvent)]
-        # (token, partition, offset): deleted on the topic, so from the vault (below)
+        # (vault key, partition, offset): deleted on the topic, so from the vault (below)
         deleted = [
             (i.key, i.partition, i.offset)
             for i in items
@@ -486,9 +496,9 @@ class ProjectionStore:
                     TableRows(OFFSETS, OFFSET_COLUMNS, offset_rows, OFFSET_CONFLICT),
                 ),
             )
-            # Tokens whose erased employee's entry leaves the vault: the topic gets a
+            # Keys whose erased employee's entry leaves the vault: the topic gets a
             # tombstone for each (`queued_tombstones`), so compaction drops the entry too.
-            erased_tokens = [token for token, _, _ in shredded]
+            erased_keys = [key for key, _, _ in shredded]
             if erasure_rows:
                 # Right to erasure: the employee's row goes, in the same transaction that
                 # records the erasure (later events for the id are dropped: _employee_rows),
@@ -497,25 +507,25 @@ class ProjectionStore:
                 erased = sorted({r[0] for r in erasure_rows})
                 conn.execute(EMPLOYEES.delete().where(EMPLOYEES.c.employee_id.in_(erased)))
                 theirs = (VAULT.c.origin == HR_EMPLOYEE_ORIGIN, VAULT.c.subject.in_(erased))
-                erased_tokens += conn.scalars(select(VAULT.c.token).where(*theirs))
+                erased_keys += conn.scalars(select(VAULT.c.vault_key).where(*theirs))
                 conn.execute(VAULT.delete().where(*theirs))
-            for token, partition, offset in [*shredded, *deleted]:
-                # An erased employee's entry is the token's latest, or the token was deleted
-                # on the topic: no value for it from before stays (a row from an older
-                # entry included), as compaction leaves the topic. A later entry stays.
+            for key, partition, offset in [*shredded, *deleted]:
+                # An erased employee's entry is the key's latest, or the key was deleted on
+                # the topic: no value for it from before stays (a row from an older entry
+                # included), as compaction leaves the topic. A later entry stays. (A key's
+                # entries are all on one partition.)
                 conn.execute(
                     VAULT.delete().where(
-                        VAULT.c.token == token,
+                        VAULT.c.vault_key == key,
                         tuple_(VAULT.c.source_partition, VAULT.c.source_offset)
                         < tuple_(partition, offset),
                     )
                 )
-            if erased_tokens:
+            if erased_keys:
                 queued = w.time(datetime.now(UTC))
-                rows = [(token, queued) for token in sorted(set(erased_tokens))]
-                w.write(
-                    conn, (TableRows(TOMBSTONES, ("token", "queued_at"), rows, TOMBSTONE_CONFLICT),)
-                )
+                rows = [(key, queued) for key in sorted(set(erased_keys))]
+                columns = ("vault_key", "queued_at")
+                w.write(conn, (TableRows(TOMBSTONES, columns, rows, TOMBSTONE_CONFLICT),))
             if redrive_rows:
                 # A quarantine row already in the read model: re-driven now. (One that
                 # arrives later is written re-driven: _quarantine_rows.)
@@ -549,7 +559,7 @@ class ProjectionStore:
             redrives=len(redrive_rows),
             undecodable=len(undecodable),
             tombstones=len(deleted),
-            tombstones_queued=len(set(erased_tokens)),
+            tombstones_queued=len(set(erased_keys)),
             positions=positions,
             outcomes=outcomes,
         )
@@ -726,14 +736,15 @@ class ProjectionStore:
         times: dict[datetime, tuple[str, Any]],
         erasure_rows: list[Row],
     ) -> tuple[list[Row], list[tuple[str, int, int]]]:
-        """One row per token: its latest entry of the batch (the one compaction keeps),
-        with whose value it is (the entry's source and subject). A token whose latest entry
-        came from an HR employee who is erased (in this batch or before) gets no row: it is
-        shredded instead (token, partition, offset), whatever order the erasure and the
-        entries are read in."""
+        """One row per vault key — the topic's key: a token and whose value it is
+        (`hub.dlp.vault.entry_key`; the bare token on entries from before) — from its
+        latest entry of the batch (the one compaction keeps), with the entry's source and
+        subject. A key whose latest entry came from an HR employee who is erased (in this
+        batch or before) gets no row: it is shredded instead (key, partition, offset),
+        whatever order the erasure and the entries are read in."""
         latest: dict[str, ConsumedEvent] = {}
         for e in events:
-            latest[e.value["token"]] = e
+            latest[e.key or e.value["token"]] = e
         if not latest:
             return [], []
         erased = {r[0] for r in erasure_rows}
@@ -743,14 +754,14 @@ class ProjectionStore:
         time = self._writer.time
         rows: list[Row] = []
         shredded: list[tuple[str, int, int]] = []
-        for token, e in latest.items():
+        for key, e in latest.items():
             if e.meta.source == HR_EMPLOYEE_ORIGIN and e.meta.subject in erased:
-                shredded.append((token, e.partition, e.offset))
+                shredded.append((key, e.partition, e.offset))
                 continue
             v = e.value
             sealed_at = time(utc(v["sealed_at"]))
-            fields = (v["entity"], v["sealed"], v["key_id"], v["event_id"], sealed_at)
-            rows.append((token, *fields, e.meta.source, e.meta.subject, *_lineage(e, times)))
+            fields = (v["token"], v["entity"], v["sealed"], v["key_id"], v["event_id"], sealed_at)
+            rows.append((key, *fields, e.meta.source, e.meta.subject, *_lineage(e, times)))
         return rows, shredded
 
     def _employee_rows(
@@ -879,36 +890,37 @@ class ProjectionStore:
 
     # -- the vault's tombstones ----------------------------------------------------------
     def queued_tombstones(self, limit: int) -> TombstoneRound:
-        """Up to `limit` tokens of the tombstone outbox, oldest first. A token the vault
-        holds again — vaulted since, from someone else's value — needs no tombstone: the
-        newer entry is the key's latest on the topic, and compaction drops the erased one
-        behind it. Take the round off with `tombstones_published` once the broker has
-        its tombstones."""
+        """Up to `limit` vault keys of the tombstone outbox, oldest first. A key the vault
+        holds again — vaulted since from a newer entry, as for a key of the bare token
+        (entries from before keys named their owner) someone else's value took — needs no
+        tombstone: the newer entry is the key's latest on the topic, and compaction drops
+        the erased one behind it. Take the round off with `tombstones_published` once the
+        broker has its tombstones."""
         t, v = TOMBSTONES.c, VAULT.c
         query = (
-            select(t.token, v.token.is_(None), t.queued_at)
-            .select_from(TOMBSTONES.outerjoin(VAULT, v.token == t.token))
-            .order_by(t.queued_at, t.token)
+            select(t.vault_key, v.vault_key.is_(None), t.queued_at)
+            .select_from(TOMBSTONES.outerjoin(VAULT, v.vault_key == t.vault_key))
+            .order_by(t.queued_at, t.vault_key)
             .limit(limit)
         )
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         return TombstoneRound(
-            [token for token, gone, _ in rows if gone],
-            [token for token, _, _ in rows],
+            [key for key, gone, _ in rows if gone],
+            [key for key, _, _ in rows],
             max((at for _, _, at in rows), default=None),
         )
 
     def tombstones_published(self, round_: TombstoneRound) -> None:
-        """Take a round's tokens off the tombstone outbox, except those queued again
-        since it was read (a later entry of the erased employee, shredded meanwhile: its
+        """Take a round's keys off the tombstone outbox, except those queued again since
+        it was read (a later entry of the erased employee, shredded meanwhile: its
         tombstone is still to come)."""
-        if round_.tokens:
+        if round_.keys:
             t = TOMBSTONES.c
             with self.engine.begin() as conn:
                 conn.execute(
                     TOMBSTONES.delete().where(
-                        t.token.in_(round_.tokens), t.queued_at <= round_.queued_by
+                        t.vault_key.in_(round_.keys), t.queued_at <= round_.queued_by
                     )
                 )
 
@@ -923,7 +935,8 @@ class ProjectionStore:
             erasures = conn.scalar(select(func.count()).select_from(ERASURES)) or 0
             touches = conn.scalar(text("SELECT count(*) FROM attribution_all_touches")) or 0
             audit = conn.scalar(select(func.count()).select_from(AUDIT)) or 0
-            vaulted = conn.scalar(select(func.count()).select_from(VAULT)) or 0
+            vault_rows = conn.scalar(select(func.count()).select_from(VAULT)) or 0
+            vaulted = conn.scalar(select(func.count(VAULT.c.token.distinct()))) or 0
             by_stage = {
                 r.stage: r.n
                 for r in conn.execute(
@@ -950,5 +963,6 @@ class ProjectionStore:
             "quarantine_by_stage": by_stage,
             "quarantine_by_rule": by_rule,
             "audit_entries": audit,
+            "vault_rows": vault_rows,  # one per token and owner (the topic's keys)
             "vault_tokens": vaulted,
         }

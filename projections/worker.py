@@ -9,10 +9,11 @@ Kafka afterwards is best effort, for lag monitoring only. A message that cannot 
 becomes a ``decode`` quarantine row and its offset advances; a database or registry failure
 rolls the batch back and retries it, with back-off, until it succeeds or the worker stops.
 
-An HR erasure queues the tokens it takes out of the token vault in an outbox table, in its
-own transaction; the worker then publishes a tombstone for each on the vault's compacted
-topic and takes them off the queue once the broker has them all (`publish_tombstones`).
-A failure leaves them queued for the next try: a tombstone sent twice deletes nothing more.
+An HR erasure queues the vault keys it takes out of the token vault (the erased employee's
+tokens: `DlpVaultEntry`) in an outbox table, in its own transaction; the worker then
+publishes a tombstone for each on the vault's compacted topic and takes them off the queue
+once the broker has them all (`publish_tombstones`). A failure leaves them queued for the
+next try: a tombstone sent twice deletes nothing more.
 
 Run it as ``python -m projections.worker`` (settings from ``HUB_*``/``crmhub.yaml``).
 """
@@ -277,7 +278,7 @@ class ProjectionWorker:
         }
 
     def publish_tombstones(self) -> bool:
-        """Publish a tombstone on the token vault's topic for each token in the outbox
+        """Publish a tombstone on the token vault's topic for each vault key in the outbox
         (`ProjectionStore.queued_tombstones`), a round of `TOMBSTONE_BATCH` at a time, and
         take a round off the queue once the broker has acknowledged all of it. True when
         the queue is empty; False when a round failed (broker or database), which stays
@@ -289,7 +290,7 @@ class ProjectionWorker:
                 ERRORS.labels("tombstone_queue").inc()
                 log.warning("vault tombstones not read (%s); retrying", describe_error(exc))
                 return False
-            if not round_.tokens:
+            if not round_.keys:
                 return True
             reason = self._tombstones(round_.publish)
             if reason is not None:
@@ -304,11 +305,11 @@ class ProjectionWorker:
                 return False
             TOMBSTONES.inc(len(round_.publish))
             log.info("published %d vault tombstone(s) for erased employees", len(round_.publish))
-            if len(round_.tokens) < TOMBSTONE_BATCH:
+            if len(round_.keys) < TOMBSTONE_BATCH:
                 return True
 
-    def _tombstones(self, tokens: list[str]) -> str | None:
-        """Produce a tombstone for each token and wait for the broker: why not all of them
+    def _tombstones(self, keys: list[str]) -> str | None:
+        """Produce a tombstone for each vault key and wait for the broker: why not all of them
         were acknowledged, or None."""
         failed: list[KafkaError] = []
 
@@ -319,9 +320,9 @@ class ProjectionWorker:
         try:
             if self._producer is None:
                 self._producer = Producer(self.tombstone_config())
-            for token in tokens:
+            for key in keys:
                 self._producer.produce(
-                    self.topics.vault, key=token.encode(), value=None, on_delivery=delivered
+                    self.topics.vault, key=key.encode(), value=None, on_delivery=delivered
                 )
         except (KafkaException, BufferError) as exc:  # a bad config, a full queue: retry later
             self._producer = None

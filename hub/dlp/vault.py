@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import os
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -35,13 +36,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, case, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from hub.errors import ConfigError, DataQualityError, FatalError, HubError, RetriableError
 
 if TYPE_CHECKING:
+    from hub.dlp.operators import KeyRing
     from projections.access_log import RevealRecord
 
 _VERSION = b"\x01"
@@ -137,6 +139,19 @@ def _aad(token: str, entity: str) -> bytes:
     return f"{token}\x1f{entity}".encode()
 
 
+def entry_key(keys: KeyRing, token: str, origin: str, subject: str) -> str:
+    """The key of a token's vault entry on the compacted topic ``crm.dlp.vault.v1``: the
+    token, then whose value it is — a keyed digest of the processor flow that tokenized it
+    (`origin`, the entry's CloudEvents source) and the event's subject: ``tok_…@<20 hex>``.
+    One key per owner, so compaction keeps every owner's latest entry, and an erasure's
+    tombstones delete the erased person's entries only, never another person's entry of
+    the same value (a shared phone or bank account). Keyed, because a subject id may be
+    guessable (an e-mail address)."""
+    owner = f"{origin}\x1f{subject}".encode()
+    digest = hmac.digest(keys.derived("default", "vault-owner"), owner, "sha256")
+    return f"{token}@{digest.hex()[:20]}"
+
+
 def seal_value(public: VaultPublicKey, token: str, entity: str, value: str) -> bytes:
     """``01 | ephemeral public key (32) | nonce (12) | AES-256-GCM(value) | tag (16)``."""
     ephemeral = X25519PrivateKey.generate()
@@ -227,7 +242,18 @@ class TokenVault:
 
         token = asked.token
         with Session(self.engine) as session, session.begin():
-            entry = session.scalar(select(DlpVaultEntry).where(DlpVaultEntry.token == token))
+            # A row per owner of the value, all of the same value: the newest sealed to
+            # this private key if there is one (the vault's key may have been rotated).
+            entry = session.scalars(
+                select(DlpVaultEntry)
+                .where(DlpVaultEntry.token == token)
+                .order_by(
+                    case((DlpVaultEntry.key_id == private.public.key_id, 0), else_=1),
+                    DlpVaultEntry.sealed_at.desc(),
+                    DlpVaultEntry.vault_key,
+                )
+                .limit(1)
+            ).first()
             outcome, value = GRANTED, None
             if asked.role not in self.reveal_roles:
                 outcome = DENIED
@@ -264,6 +290,7 @@ __all__ = [
     "UnknownToken",
     "VaultPrivateKey",
     "VaultPublicKey",
+    "entry_key",
     "open_value",
     "seal_value",
 ]

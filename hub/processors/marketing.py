@@ -48,6 +48,7 @@ from prometheus_client import Counter
 from hub import topics
 from hub.dlp.operators import KeyRing, keyring_from_master, seal
 from hub.dlp.stage import DlpStage
+from hub.dlp.vault import entry_key
 from hub.errors import SchemaError
 from hub.events import H_POLICY_VERSION, EventMeta, Headers
 from hub.processors.envelope import Envelope, EnvelopeReader
@@ -345,13 +346,12 @@ class MarketingContacts:
         )
 
     def _vault_entry(self, meta: EventMeta, entry: dict[str, Any]) -> Outgoing:
-        """A token's vault entry (the value sealed to the vault key), keyed by the token."""
-        return Outgoing(
-            topics.DLP_VAULT,
-            entry["token"].encode(),
-            self.vault.encode(entry),
-            vault_meta(entry, meta, SOURCE).to_headers(),
-        )
+        """A token's vault entry (the value sealed to the vault key), keyed by the token
+        and its owner (`hub.dlp.vault.entry_key`)."""
+        assert self.dlp is not None
+        vmeta = vault_meta(entry, meta, SOURCE)
+        key = entry_key(self.dlp.keys, entry["token"], vmeta.source, vmeta.subject).encode()
+        return Outgoing(topics.DLP_VAULT, key, self.vault.encode(entry), vmeta.to_headers())
 
     def _quarantine(
         self,

@@ -26,6 +26,7 @@ from hub import topics
 from hub.dlp.engine import Backend
 from hub.dlp.operators import KeyRing, seal
 from hub.dlp.stage import DlpStage
+from hub.dlp.vault import entry_key
 from hub.errors import SchemaError
 from hub.events import H_POLICY_VERSION, EventMeta, Headers, deterministic_id, processor_source
 from hub.processors.envelope import Envelope, EnvelopeReader
@@ -340,13 +341,12 @@ class ValidationStage:
         )
 
     def _vault_entry(self, meta: EventMeta, entry: dict[str, Any]) -> OutMessage:
-        """A token's vault entry, keyed by the token (the topic is compacted)."""
-        return OutMessage(
-            self.vault_topic,
-            entry["token"].encode(),
-            self.vault.encode(entry),
-            vault_meta(entry, meta, self.flow.source).to_headers(),
-        )
+        """A token's vault entry, keyed by the token and its owner (the topic is
+        compacted: `hub.dlp.vault.entry_key`)."""
+        assert self.dlp is not None
+        vmeta = vault_meta(entry, meta, self.flow.source)
+        key = entry_key(self.dlp.keys, entry["token"], vmeta.source, vmeta.subject).encode()
+        return OutMessage(self.vault_topic, key, self.vault.encode(entry), vmeta.to_headers())
 
     def _decode_failure(self, msg: InMessage, exc: SchemaError) -> OutMessage:
         origin = f"{msg.topic}/{msg.partition}/{msg.offset}"

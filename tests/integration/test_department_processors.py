@@ -13,6 +13,8 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from hub import topics
 from hub.broker import free_port
+from hub.dlp.operators import keyring_from_master
+from hub.dlp.vault import entry_key
 from hub.serde import AvroCodec, load_schema_text, schema_path
 from hub.settings import REPO_ROOT
 from tests.integration.conftest import (
@@ -22,7 +24,7 @@ from tests.integration.conftest import (
     stop_process,
     wait_for,
 )
-from tests.integration.test_marketing_uniqueness import start_processor
+from tests.integration.test_marketing_uniqueness import DLP_KEY, start_processor
 from tests.integration.test_processor_worker import Stack, stack
 
 pytestmark = pytest.mark.integration
@@ -99,6 +101,8 @@ def test_service_and_hr_chains(stack: Stack) -> None:
     # an array field: a card number and an SSN in tags (a rep's shorthand)
     tags = ["billing", f"card {CARD}", f"ssn {SSN}"]
     pub.send(raw_tickets, "service/TicketChanged", "5", ticket(5, "Open", tags=tags), 0)
+    # the same SSN in another ticket: the same token, another owner in the vault
+    pub.send(raw_tickets, "service/TicketChanged", "6", ticket(6, "Open", tags=tags[2:]), 0)
     pub.send(raw_employees, "hr/EmployeeChanged", "10", employee("10"), 0)
     pub.send(
         raw_employees,
@@ -141,7 +145,7 @@ def test_service_and_hr_chains(stack: Stack) -> None:
         v["ticket_id"]: (h, v)
         for h, v in decoded(stack, topics.CLEAN_SERVICE_TICKETS, "service/TicketChanged")
     }
-    assert set(tickets) == {1, 4, 5}
+    assert set(tickets) == {1, 4, 5, 6}
     headers, one = tickets[1]
     assert one["case_status"] == "In Progress"  # the canonical spelling of the list
     assert headers["ce_type"] == "crm.service.ticket.validated.v1"
@@ -158,6 +162,25 @@ def test_service_and_hr_chains(stack: Stack) -> None:
         ("tags.1", "CREDIT_CARD"),
         ("tags.2", "US_SSN"),
     }
+
+    # The token's vault entries: one key per owner (the ticket), each the token and the
+    # keyed digest of the processor flow and the subject (`hub.dlp.vault.entry_key`), so
+    # erasing one owner's entry never deletes the other's.
+    token = five[2].removeprefix("ssn ")
+    assert tickets[6][1]["tags"] == [f"ssn {token}"]
+    keys = keyring_from_master(DLP_KEY.encode())
+    vault_records = [
+        ((m.key() or b"").decode(), headers_of(m))
+        for m in read_topic(stack.bootstrap, topics.DLP_VAULT, idle=0.3)
+    ]
+    vaulted = {
+        key: (headers["ce_source"], headers["ce_subject"])
+        for key, headers in vault_records
+        if key.startswith(token)
+    }
+    assert sorted(subject for _, subject in vaulted.values()) == ["5", "6"]
+    for key, (source, subject) in vaulted.items():
+        assert key == entry_key(keys, token, source, subject)
 
     employees = {
         v["employee_id"]: v

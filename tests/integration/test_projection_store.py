@@ -235,7 +235,7 @@ def test_migrate_twice_is_harmless(db_url: str) -> None:
     migrate(db_url)
     eng = make_engine(db_url)
     with eng.connect() as conn:
-        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0009"
+        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0010"
     eng.dispose()
 
 
@@ -260,6 +260,7 @@ def test_apply_writes_rows_audit_and_offsets(store: ProjectionStore, engine: Eng
         "quarantine_by_stage": {"connector": 3, "validation": 2},
         "quarantine_by_rule": {"email.syntax": 5, "phone.parse": 2},
         "audit_entries": 41,
+        "vault_rows": 0,
         "vault_tokens": 0,
     }
     assert store.positions() == {

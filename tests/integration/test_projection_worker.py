@@ -429,7 +429,7 @@ def _run_worker_process(kafka_bootstrap: str, db_url: str, engine: Engine, tmp_p
 
         wait_for(metrics_up, timeout=30)
         with engine.connect() as conn:
-            assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0009"
+            assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0010"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
     finally:
@@ -715,9 +715,9 @@ def test_a_tombstone_on_the_vault_topic_deletes_the_token_and_is_no_bad_record(
     tmp_path: Path,
     registry: SchemaRegistryClient,
 ) -> None:
-    """Through the broker: a record with a token as its key and no value on the vault's
-    compacted topic (a tombstone, as an operator deleting the token would send) deletes
-    the token's row. It is neither quarantined (it has no CloudEvents headers, which any
+    """Through the broker: a record with a vault key (token and owner) and no value on the
+    vault's compacted topic (a tombstone, as an operator deleting the entry would send)
+    deletes the key's row. It is neither quarantined (it has no CloudEvents headers, which any
     other record without them would be) nor audited; the worker counts it apart."""
     feed, topics, codec = _vault_feed(kafka_bootstrap, unique, registry)
     private = VaultPrivateKey.generate()
@@ -734,17 +734,17 @@ def test_a_tombstone_on_the_vault_topic_deletes_the_token_and_is_no_bad_record(
     run_worker(worker, lambda: sum(store.positions().values()) == 3)
 
     with engine.connect() as conn:
-        assert set(conn.scalars(select(DlpVaultEntry.token))) == {kept}
+        assert set(conn.scalars(select(DlpVaultEntry.vault_key))) == {kept}
     counts = store.counts()
     assert (counts["quarantine"], counts["audit_entries"]) == (0, 2)
     assert (worker.stats.received, worker.stats.undecodable) == (3, 0)
     assert sample("hub_projection_events_total", topics.vault, "tombstone") == 1
 
 
-def _processor_partition(token: str, partitions: int) -> int:
-    """The partition the processors write a vault entry with this token key to: Faust
-    produces with aiokafka's default partitioner (murmur2 of the key, as the Java client)."""
-    return int(DefaultPartitioner()(token.encode(), list(range(partitions)), []))
+def _processor_partition(key: str, partitions: int) -> int:
+    """The partition the processors write a vault entry with this key to: Faust produces
+    with aiokafka's default partitioner (murmur2 of the key, as the Java client)."""
+    return int(DefaultPartitioner()(key.encode(), list(range(partitions)), []))
 
 
 def test_an_hr_erasure_tombstones_the_employees_tokens_on_the_vault_topic(
@@ -756,13 +756,13 @@ def test_an_hr_erasure_tombstones_the_employees_tokens_on_the_vault_topic(
     registry: SchemaRegistryClient,
 ) -> None:
     """Right to erasure reaches the compacted topic: after HR erasures the worker publishes
-    a tombstone for each erased employee's token, on the partition that holds the token's
+    a tombstone for each erased employee's vault key, on the partition that holds the key's
     entry (where the processors put it; elsewhere compaction would never drop the sealed
     value), reads them back without a quarantine row, and empties its outbox; the other
     employees' entries stay."""
     feed, topics, codec = _vault_feed(kafka_bootstrap, unique, registry)
     private = VaultPrivateKey.generate()
-    hr = {"source": HR_EMPLOYEE_ORIGIN}
+    hr: dict[str, Any] = {"source": HR_EMPLOYEE_ORIGIN}
     entries = [
         vault_event(private, n, f"ev-{unique}-e{n}", f"900-00-{n:04d}", subject=f"E{n}", **hr)
         for n in range(6)
@@ -792,12 +792,12 @@ def test_an_hr_erasure_tombstones_the_employees_tokens_on_the_vault_topic(
     # 6 entries + 4 erasures + the 4 tombstones the worker publishes and reads back
     run_worker(worker, lambda: sum(store.positions().values()) == 14)
 
-    assert store.queued_tombstones(10).tokens == []
+    assert store.queued_tombstones(10).keys == []
     records = _vault_records(kafka_bootstrap, topics.vault, 10)
     tombstones = {key: partition for key, value, partition in records if value is None}
-    assert tombstones == {token: where[token] for token in erased}
+    assert tombstones == {key: where[key] for key in erased}
     with engine.connect() as conn:
-        assert set(conn.scalars(select(DlpVaultEntry.token))) == kept
+        assert set(conn.scalars(select(DlpVaultEntry.vault_key))) == kept
     assert store.counts()["quarantine"] == 0
     assert REGISTRY.get_sample_value("hub_projection_vault_tombstones_total") == before + 4
     assert sample("hub_projection_events_total", topics.vault, "tombstone") == 4
@@ -812,7 +812,7 @@ def _erased_e1(
     db_url: str,
 ) -> tuple[ProjectionTopics, ProjectionStore, str, ProjectionWorker]:
     """Employee E1's vault entry and erasure applied to the store (no broker involved):
-    E1's token queued for a tombstone. The topics, the store, the token and a worker."""
+    E1's vault key queued for a tombstone. The topics, the store, the key and a worker."""
     _feed, topics, _codec = _vault_feed(bootstrap, unique, registry)
     store = ProjectionStore(engine, audit_key=KEY.encode(), topics=topics)
     entry = vault_event(VaultPrivateKey.generate(), 0, f"ev-{unique}", SSNS[0], subject="E1",
@@ -820,7 +820,7 @@ def _erased_e1(
     store.apply([dataclasses.replace(entry, topic=topics.vault)])
     store.apply([dataclasses.replace(erasure_event("E1", 0, 0), topic=topics.erasures)])
     queued = store.queued_tombstones(10)
-    assert (queued.publish, queued.tokens) == ([str(entry.key)], [str(entry.key)])
+    assert (queued.publish, queued.keys) == ([str(entry.key)], [str(entry.key)])
     worker = ProjectionWorker(
         worker_settings(tmp_path, bootstrap, db_url), topics=topics, registry=registry
     )
@@ -839,7 +839,7 @@ def test_tombstones_stay_queued_until_the_broker_takes_them(
     """A broker that does not take the tombstones (here: nothing listens where the
     producer connects) leaves the outbox as it was, to be tried again; the next round,
     with the broker back, publishes them and empties it."""
-    topics, store, token, worker = _erased_e1(
+    topics, store, key, worker = _erased_e1(
         kafka_bootstrap, unique, registry, engine, tmp_path, db_url
     )
     queued = store.queued_tombstones(10)
@@ -851,10 +851,8 @@ def test_tombstones_stay_queued_until_the_broker_takes_them(
 
     monkeypatch.setattr(worker, "tombstone_config", lambda: real)
     assert worker.publish_tombstones() is True
-    assert store.queued_tombstones(10).tokens == []
-    assert [(k, v) for k, v, _ in _vault_records(kafka_bootstrap, topics.vault, 1)] == [
-        (token, None)
-    ]
+    assert store.queued_tombstones(10).keys == []
+    assert [(k, v) for k, v, _ in _vault_records(kafka_bootstrap, topics.vault, 1)] == [(key, None)]
     worker.engine.dispose()
 
 

@@ -20,6 +20,7 @@ from hub.dlp.vault import (
     TokenVault,
     UnknownToken,
     VaultPrivateKey,
+    entry_key,
     seal_value,
 )
 from hub.errors import DataQualityError, FatalError
@@ -72,8 +73,10 @@ def vault_event(
     *,
     source: str = "/crm-hub/processors/sales",
     subject: str = "L-1",
+    legacy: bool = False,
 ) -> ConsumedEvent:
-    """A message of crm.dlp.vault.v1 as the DLP stage writes it (sealed per message)."""
+    """A message of crm.dlp.vault.v1 as the processors write it (sealed per message), keyed
+    by token and owner (`entry_key`) — or by the bare token, as before revision 0010."""
     token = tokenize(KEYS, "US_SSN", value, TokenizeParams())
     sealed_at = T0 + timedelta(seconds=offset)
     entry: dict[str, Any] = {
@@ -91,7 +94,8 @@ def vault_event(
         subject=subject,
         time=sealed_at,
     )
-    return ConsumedEvent(DLP_VAULT, 0, offset, token, meta, entry, b"v%d" % offset)
+    key = token if legacy else entry_key(KEYS, token, source, subject)
+    return ConsumedEvent(DLP_VAULT, 0, offset, key, meta, entry, b"v%d" % offset)
 
 
 def _vault(engine: Engine, private: VaultPrivateKey) -> TokenVault:
@@ -354,7 +358,7 @@ def test_concurrent_reveals_each_take_their_own_place_in_the_chain(
 # -- erasure -------------------------------------------------------------------------------
 def _erasure_case(private: VaultPrivateKey) -> tuple[list[ConsumedEvent], list[ConsumedEvent]]:
     """Vault entries (in topic order) and an HR erasure of employee E1."""
-    hr = {"source": HR_EMPLOYEE_ORIGIN}
+    hr: dict[str, Any] = {"source": HR_EMPLOYEE_ORIGIN}
     entries = [
         vault_event(private, 0, "ev-e1", "219-09-9999", subject="E1", **hr),
         vault_event(private, 1, "ev-lead", "457-55-5462", subject="E1"),  # a lead "E1"
@@ -366,9 +370,25 @@ def _erasure_case(private: VaultPrivateKey) -> tuple[list[ConsumedEvent], list[C
     return entries, [erasure_event("E1", 0, 0)]
 
 
-def _tokens(engine: Engine) -> dict[str, tuple[str | None, str | None]]:
+def _owners(engine: Engine) -> list[tuple[str, str | None, str | None]]:
+    """(token, origin, subject) of every vault row."""
     with engine.connect() as conn:
-        return {r.token: (r.origin, r.subject) for r in conn.execute(select(DlpVaultEntry))}
+        rows = conn.execute(
+            select(DlpVaultEntry.token, DlpVaultEntry.origin, DlpVaultEntry.subject)
+        )
+        return sorted((r.token, r.origin, r.subject) for r in rows)
+
+
+def _keys(engine: Engine) -> set[str]:
+    with engine.connect() as conn:
+        return set(conn.scalars(select(DlpVaultEntry.vault_key)))
+
+
+def _token(value: str) -> str:
+    return tokenize(KEYS, "US_SSN", value, TokenizeParams())
+
+
+SALES = "/crm-hub/processors/sales"
 
 
 def test_an_hr_erasure_shreds_the_employees_values_in_the_vault_whatever_the_order(
@@ -376,22 +396,35 @@ def test_an_hr_erasure_shreds_the_employees_values_in_the_vault_whatever_the_ord
 ) -> None:
     """Right to erasure reaches the vault: the erased employee's sealed values go with the
     erasure, and an entry of theirs that comes later never lands. A value of someone else
-    stays, also a lead that happens to have the same id. A token whose latest entry is the
-    employee's has no row (its older rows included). A rebuild that reads the erasure
-    first ends the same."""
+    stays, also a lead that happens to have the same id — and a value the employee shares
+    with a lead stays the lead's, revealable, though the employee's entry of it was the
+    latest: the vault keeps an entry per owner. A rebuild that reads the erasure first
+    ends the same."""
     entries, erasure = _erasure_case(private)
     store = ProjectionStore(engine, audit_key=b"audit")
     store.apply(entries)
-    assert len(_tokens(engine)) == 4  # before the erasure: every token, shared one once
+    assert len(_owners(engine)) == 5  # before the erasure: one row per token and owner
+    assert store.counts()["vault_tokens"] == 4
     store.apply(erasure)
     later = vault_event(private, 5, "ev-e1-later", "078-05-1120", subject="E1",
                         source=HR_EMPLOYEE_ORIGIN)  # fmt: skip
     store.apply([later])
-    kept = _tokens(engine)
-    assert sorted(kept.values()) == [
-        ("/crm-hub/processors/sales", "E1"),  # the lead's value
-        (HR_EMPLOYEE_ORIGIN, "E2"),
-    ]
+    assert _owners(engine) == sorted(
+        [
+            (_token("457-55-5462"), SALES, "E1"),  # the lead's value
+            (_token("536-22-8726"), HR_EMPLOYEE_ORIGIN, "E2"),
+            (_token("321-54-9876"), SALES, "L-9"),  # shared, the lead's entry of it
+        ]
+    )
+    vault = TokenVault(engine, {"privacy-officer"}, log_key=LOG_KEY)
+    shared = vault.reveal(
+        _token("321-54-9876"), private, actor="ana", role="privacy-officer", reason="L-9", now=T0
+    )
+    assert shared == "321-54-9876"
+    with pytest.raises(UnknownToken):
+        vault.reveal(
+            _token("219-09-9999"), private, actor="ana", role="privacy-officer", reason="E1", now=T0
+        )
     live = _rows(engine)
 
     backend = "sqlite" if engine.dialect.name == "sqlite" else "postgresql"
@@ -406,71 +439,205 @@ def test_an_hr_erasure_shreds_the_employees_values_in_the_vault_whatever_the_ord
 
 
 # -- tombstones ------------------------------------------------------------------------------
-def test_a_tombstone_on_the_topic_deletes_the_tokens_value_from_before_it(
+def test_a_tombstone_on_the_topic_deletes_the_keys_value_from_before_it(
     engine: Engine, private: VaultPrivateKey, database_urls: list[str], tmp_path: Path
 ) -> None:
-    """A token deleted on the compacted topic (a record with its key and no value, as an
-    operator or an erasure would send) leaves the vault: the token's row goes if it came
+    """A vault key deleted on the compacted topic (a record with the key and no value, as
+    an operator or an erasure would send) leaves the vault: the key's row goes if it came
     from before the tombstone, in the same batch or an earlier one; a tombstone older than
-    the row (re-delivered), or of a token the vault never had, changes nothing; an entry
-    after it lands again. The live vault equals one rebuilt from what compaction leaves."""
+    the row (re-delivered), or of a key the vault never had, changes nothing; an entry
+    after it lands again. Another owner's entry of the same token is another key, and
+    stays. The live vault equals one rebuilt from what compaction leaves."""
+    first = vault_event(private, 0, "ev-1")
     other = vault_event(private, 1, "ev-other", "219-09-9999")
+    same_value = vault_event(private, 2, "ev-same", subject="L-2")  # TOKEN, another lead
     store = ProjectionStore(engine, audit_key=b"audit")
-    store.apply([vault_event(private, 0, "ev-1"), other])
-    result = store.apply([Tombstone(DLP_VAULT, 0, 2, TOKEN), Tombstone(DLP_VAULT, 0, 3, "t-x")])
+    store.apply([first, other, same_value])
+    assert first.key != same_value.key
+    result = store.apply(
+        [Tombstone(DLP_VAULT, 0, 3, str(first.key)), Tombstone(DLP_VAULT, 0, 4, "t-x")]
+    )
     assert (result.tombstones, result.outcomes) == (2, {(DLP_VAULT, "tombstone"): 2})
-    assert set(_tokens(engine)) == {other.value["token"]}
+    assert _keys(engine) == {other.key, same_value.key}
     assert store.counts()["quarantine"] == 0  # a tombstone is no bad record
-    assert store.counts()["audit_entries"] == 2  # nor an event
+    assert store.counts()["audit_entries"] == 3  # nor an event
 
-    again = vault_event(private, 4, "ev-4")  # the value vaulted again, after the tombstone
+    again = vault_event(private, 5, "ev-5")  # the value vaulted again, after the tombstone
     store.apply([again])
-    store.apply([Tombstone(DLP_VAULT, 0, 2, TOKEN)])  # the old tombstone, re-delivered
-    assert set(_tokens(engine)) == {TOKEN, other.value["token"]}
-    third = vault_event(private, 5, "ev-5", "536-22-8726")
-    store.apply([third, Tombstone(DLP_VAULT, 0, 6, third.value["token"])])  # one batch
-    assert third.value["token"] not in _tokens(engine)
+    store.apply([Tombstone(DLP_VAULT, 0, 3, str(first.key))])  # the old one, re-delivered
+    assert _keys(engine) == {first.key, other.key, same_value.key}
+    third = vault_event(private, 6, "ev-6", "536-22-8726")
+    store.apply([third, Tombstone(DLP_VAULT, 0, 7, str(third.key))])  # one batch
+    assert third.key not in _keys(engine)
     live = _rows(engine)
 
     backend = "sqlite" if engine.dialect.name == "sqlite" else "postgresql"
     with fresh_database(backend, database_urls, tmp_path / "rebuild") as url:
         rebuilt = make_engine(url)
-        ProjectionStore(rebuilt, audit_key=b"audit").apply([other, again])  # compacted
+        compacted = [other, same_value, again]
+        ProjectionStore(rebuilt, audit_key=b"audit").apply(compacted)
         assert sorted(_rows(rebuilt)) == sorted(live)
         rebuilt.dispose()
 
 
-def _token(value: str) -> str:
-    return tokenize(KEYS, "US_SSN", value, TokenizeParams())
-
-
-def test_an_hr_erasure_queues_a_tombstone_for_each_token_it_took_out_of_the_vault(
+def test_entries_keyed_by_the_bare_token_from_before_owner_keys_still_count(
     engine: Engine, private: VaultPrivateKey
 ) -> None:
-    """The tokens whose row the erasure deleted (its employee's latest entries, a shared
-    value included) and those of entries of theirs shredded later are queued, in the
-    erasure's transaction, for a tombstone on the topic; nobody else's. A token vaulted
-    again since, from someone else's value, needs no tombstone (compaction keeps that
-    newer entry and drops the erased one). A published round leaves the queue, except a
-    token queued again after the round was read."""
+    """Entries written before keys named their owner (key: the token) land under that
+    key, reveal, and a tombstone of the bare token deletes them and nothing else; an
+    owner-keyed entry of the same value beside them is a row of its own."""
+    old = vault_event(private, 0, "ev-old", legacy=True)
+    new = vault_event(private, 1, "ev-new", subject="L-2")
+    store = ProjectionStore(engine, audit_key=b"audit")
+    store.apply([old, new])
+    assert _keys(engine) == {TOKEN, new.key}
+    assert store.counts()["vault_tokens"] == 1
+    store.apply([Tombstone(DLP_VAULT, 0, 2, TOKEN)])
+    assert _keys(engine) == {new.key}
+    revealed = TokenVault(engine, {"privacy-officer"}, log_key=LOG_KEY).reveal(
+        TOKEN, private, actor="ana", role="privacy-officer", reason="check", now=T0
+    )
+    assert revealed == SSN
+
+
+def test_a_reveal_opens_the_row_sealed_to_the_callers_key(
+    engine: Engine, private: VaultPrivateKey
+) -> None:
+    """A value two owners share, sealed to two vault keys (the key was rotated between
+    their entries): the holder of either private key gets the value from the row sealed
+    to it, whichever is newer."""
+    rotated = VaultPrivateKey.generate()
+    store = ProjectionStore(engine, audit_key=b"audit")
+    store.apply(
+        [vault_event(private, 0, "ev-old-key"), vault_event(rotated, 1, "ev-new", subject="L-2")]
+    )
+    vault = TokenVault(engine, {"privacy-officer"}, log_key=LOG_KEY)
+    for key in (private, rotated):
+        assert (
+            vault.reveal(TOKEN, key, actor="ana", role="privacy-officer", reason="check", now=T0)
+            == SSN
+        )
+    assert [o for o, _, _ in _outcomes(engine)] == ["revealed", "revealed"]
+
+
+def test_an_hr_erasure_queues_a_tombstone_for_each_key_it_took_out_of_the_vault(
+    engine: Engine, private: VaultPrivateKey
+) -> None:
+    """The keys whose row the erasure deleted (its employee's entries, of a shared value
+    included) and those of entries of theirs shredded later are queued, in the erasure's
+    transaction, for a tombstone on the topic; nobody else's — a lead's entry of the
+    shared value is another key. A published round leaves the queue, except a key queued
+    again after the round was read."""
     entries, erasure = _erasure_case(private)
     store = ProjectionStore(engine, audit_key=b"audit")
     store.apply(entries)
-    assert store.queued_tombstones(10).tokens == []
+    assert store.queued_tombstones(10).keys == []
     erased = store.apply(erasure)
-    hr = {"subject": "E1", "source": HR_EMPLOYEE_ORIGIN}
+    hr: dict[str, Any] = {"subject": "E1", "source": HR_EMPLOYEE_ORIGIN}
     shredded = store.apply([vault_event(private, 5, "ev-e1-later", "078-05-1120", **hr)])
-    theirs = {_token("219-09-9999"), _token("321-54-9876"), _token("078-05-1120")}
+    theirs = {
+        entry_key(KEYS, _token(v), HR_EMPLOYEE_ORIGIN, "E1")
+        for v in ("219-09-9999", "321-54-9876", "078-05-1120")
+    }
     round_ = store.queued_tombstones(10)
-    assert set(round_.publish) == set(round_.tokens) == theirs
+    assert set(round_.publish) == set(round_.keys) == theirs
     assert (erased.tombstones_queued, shredded.tombstones_queued) == (2, 1)
-    assert store.queued_tombstones(2).tokens == round_.tokens[:2]  # a round at a time
+    assert store.queued_tombstones(2).keys == round_.keys[:2]  # a round at a time
 
     store.apply([vault_event(private, 6, "ev-shared-again", "321-54-9876", subject="L-9")])
-    round_ = store.queued_tombstones(10)
-    assert set(round_.tokens) == theirs
-    assert set(round_.publish) == theirs - {_token("321-54-9876")}
+    assert set(store.queued_tombstones(10).publish) == theirs  # the lead's key is not E1's
     # another late entry of theirs, shredded after the round was read: queued anew
     store.apply([vault_event(private, 7, "ev-e1-again", "219-09-9999", **hr)])
     store.tombstones_published(round_)
-    assert store.queued_tombstones(10).tokens == [_token("219-09-9999")]
+    assert store.queued_tombstones(10).keys == [
+        entry_key(KEYS, _token("219-09-9999"), HR_EMPLOYEE_ORIGIN, "E1")
+    ]
+
+
+def test_a_bare_token_key_vaulted_again_since_needs_no_tombstone(
+    engine: Engine, private: VaultPrivateKey
+) -> None:
+    """Entries from before owner keys: an erased employee's bare-token key that another
+    owner's entry (same key then) took since needs no tombstone — compaction keeps the
+    newer entry and drops the erased one behind it — but leaves the queue with its round."""
+    hr: dict[str, Any] = {"subject": "E1", "source": HR_EMPLOYEE_ORIGIN}
+    store = ProjectionStore(engine, audit_key=b"audit")
+    store.apply([vault_event(private, 0, "ev-e1", legacy=True, **hr)])
+    store.apply([erasure_event("E1", 0, 0)])
+    assert store.queued_tombstones(10).publish == [TOKEN]
+    store.apply([vault_event(private, 1, "ev-lead", legacy=True)])
+    round_ = store.queued_tombstones(10)
+    assert (round_.publish, round_.keys) == ([], [TOKEN])
+    store.tombstones_published(round_)
+    assert store.queued_tombstones(10).keys == []
+    assert _keys(engine) == {TOKEN}
+
+
+# -- the upgrade to owner keys ---------------------------------------------------------------
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_upgrade_keys_existing_rows_by_their_token_and_the_downgrade_keeps_the_latest(
+    backend: str, private: VaultPrivateKey, database_urls: list[str], tmp_path: Path
+) -> None:
+    """A vault at revision 0009 (one row per token) upgraded: each row's key is its token
+    (the topic's key when it was written), it still reveals, and a queued tombstone keeps
+    its key. Downgraded again with a value of two owners: the newer row stays."""
+    from alembic import command
+
+    from projections.db import alembic_config, migrate
+
+    with fresh_database(backend, database_urls, tmp_path, migrated=False) as url:
+        migrate(url, "0009")
+        old = make_engine(url)
+        sealed = seal_value(private.public, TOKEN, "US_SSN", SSN)
+        try:
+            with old.begin() as conn:
+                conn.execute(
+                    text(
+                        "INSERT INTO dlp_token_vault (token, entity, sealed, key_id, event_id, "
+                        "sealed_at, last_event_id, source_topic, source_partition, "
+                        "source_offset, updated_at, origin, subject) VALUES (:t, 'US_SSN', :s, "
+                        ":k, 'ev-1', :at, 'v-1', 'crm.dlp.vault.v1', 0, 0, :at, :o, 'E1')"
+                    ),
+                    {
+                        "t": TOKEN,
+                        "s": sealed,
+                        "k": private.public.key_id,
+                        "at": T0,
+                        "o": HR_EMPLOYEE_ORIGIN,
+                    },
+                )
+                conn.execute(
+                    text("INSERT INTO dlp_vault_tombstones (token, queued_at) VALUES ('t-x', :at)"),
+                    {"at": T0},
+                )
+        finally:
+            old.dispose()
+        migrate(url)
+        engine = make_engine(url)
+        try:
+            assert _keys(engine) == {TOKEN}
+            assert _owners(engine) == [(TOKEN, HR_EMPLOYEE_ORIGIN, "E1")]
+            store = ProjectionStore(engine, audit_key=b"audit")
+            assert store.queued_tombstones(10).keys == ["t-x"]
+            vault = TokenVault(engine, {"privacy-officer"}, log_key=LOG_KEY)
+            got = vault.reveal(TOKEN, private, actor="ana", role="privacy-officer",
+                               reason="check", now=T0)  # fmt: skip
+            assert got == SSN
+            store.apply([vault_event(private, 3, "ev-lead", subject="L-2")])  # a second owner
+            assert len(_owners(engine)) == 2
+        finally:
+            engine.dispose()
+
+        cfg = alembic_config()
+        down = make_engine(url)
+        try:
+            with down.begin() as conn:
+                cfg.attributes["connection"] = conn
+                command.downgrade(cfg, "0009")
+            with down.connect() as conn:
+                rows = conn.execute(text("SELECT token, subject FROM dlp_token_vault")).all()
+                queued = conn.scalars(text("SELECT token FROM dlp_vault_tombstones")).all()
+            assert [tuple(r) for r in rows] == [(TOKEN, "L-2")]  # the newer entry
+            assert list(queued) == ["t-x"]
+        finally:
+            down.dispose()
