@@ -23,6 +23,7 @@ from sqlalchemy import (
     Engine,
     Table,
     TextClause,
+    bindparam,
     func,
     select,
     text,
@@ -313,7 +314,7 @@ class TombstoneRound(NamedTuple):
 
     publish: list[str]  # those that need a tombstone
     keys: list[str]  # all of them: off the queue once the tombstones are published
-    queued_by: datetime | None  # when the last of them was queued
+    queued_at: dict[str, datetime]  # when each was queued, as read
 
 
 @dataclass(frozen=True, slots=True)
@@ -908,21 +909,23 @@ class ProjectionStore:
         return TombstoneRound(
             [key for key, gone, _ in rows if gone],
             [key for key, _, _ in rows],
-            max((at for _, _, at in rows), default=None),
+            {key: at for key, _, at in rows},
         )
 
     def tombstones_published(self, round_: TombstoneRound) -> None:
         """Take a round's keys off the tombstone outbox, except those queued again since
         it was read (a later entry of the erased employee, shredded meanwhile: its
-        tombstone is still to come)."""
+        tombstone is still to come). Queued again is a queue time other than the one read
+        — not a later one, so a wall clock set back between the two cannot pass a new
+        queueing off as the old one."""
         if round_.keys:
             t = TOMBSTONES.c
+            delete = TOMBSTONES.delete().where(
+                t.vault_key == bindparam("queued_key"), t.queued_at == bindparam("read_at")
+            )
             with self.engine.begin() as conn:
-                conn.execute(
-                    TOMBSTONES.delete().where(
-                        t.vault_key.in_(round_.keys), t.queued_at <= round_.queued_by
-                    )
-                )
+                params = [{"queued_key": k, "read_at": round_.queued_at[k]} for k in round_.keys]
+                conn.execute(delete, params)
 
     def counts(self) -> dict[str, Any]:
         """Sizes for the demo and the status page."""

@@ -554,6 +554,34 @@ def test_an_hr_erasure_queues_a_tombstone_for_each_key_it_took_out_of_the_vault(
     ]
 
 
+def test_a_key_queued_again_under_a_clock_set_back_stays_queued(
+    engine: Engine, private: VaultPrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A round read, then the erased employee's key queued again while the wall clock
+    stands an hour earlier (set back by NTP, another host's clock): publishing the round
+    does not take the key off, since its tombstone for the later entry is still due."""
+    import projections.store as store_module
+
+    hr: dict[str, Any] = {"subject": "E1", "source": HR_EMPLOYEE_ORIGIN}
+    store = ProjectionStore(engine, audit_key=b"audit")
+    store.apply([vault_event(private, 0, "ev-e1", **hr), erasure_event("E1", 0, 0)])
+    round_ = store.queued_tombstones(10)
+    (key,) = round_.keys
+
+    class Earlier(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return datetime.now(tz) - timedelta(hours=1)
+
+    monkeypatch.setattr(store_module, "datetime", Earlier)
+    store.apply([vault_event(private, 1, "ev-e1-late", **hr)])  # shredded: queued again
+    monkeypatch.undo()
+    store.tombstones_published(round_)
+    assert store.queued_tombstones(10).keys == [key]
+    store.tombstones_published(store.queued_tombstones(10))
+    assert store.queued_tombstones(10).keys == []
+
+
 def test_a_bare_token_key_vaulted_again_since_needs_no_tombstone(
     engine: Engine, private: VaultPrivateKey
 ) -> None:
