@@ -19,6 +19,8 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from hub import topics
 from hub.broker import free_port
+from hub.dlp.operators import keyring_from_master
+from hub.dlp.vault import entry_key
 from hub.processors.marketing import H_EMAIL_HOLDER, UNIQUE_RULE
 from hub.serde import AvroCodec, load_schema_text, schema_path
 from hub.settings import REPO_ROOT
@@ -38,6 +40,7 @@ SCHEMAS = REPO_ROOT / "schemas"
 ADDRESSES = 20
 DLP_KEY = "it-marketing-dlp-key-for-the-tests-0001"
 CARD = "4539 1488 0343 6467"
+SSN = "536-22-1234"
 _ = stack  # the processor tests' own broker and registry (a fixture, used by name)
 
 
@@ -178,8 +181,10 @@ def test_one_holder_per_address_across_two_workers_and_a_kill(stack: Stack) -> N
         wait_for(lambda: done(2 * ADDRESSES + 2, 3 * ADDRESSES + 1), timeout=60, interval=0.5)
 
         # Phase 5: the DLP stage runs on marketing contacts too: a card number in the
-        # message leaves masked, with an incident that never holds the number.
-        contacts.send_contact("C-501", "dlp501@example.com", message=f"Pay with card {CARD} please")
+        # message leaves masked and an SSN tokenized (its value sealed in the vault), with
+        # incidents that never hold either.
+        message = f"Pay with card {CARD} please, my SSN is {SSN}"
+        contacts.send_contact("C-501", "dlp501@example.com", message=message)
         contacts.flush()
         wait_for(lambda: done(2 * ADDRESSES + 3, 3 * ADDRESSES + 1), timeout=60, interval=0.5)
 
@@ -216,9 +221,27 @@ def test_one_holder_per_address_across_two_workers_and_a_kill(stack: Stack) -> N
     incidents = read_topic(stack.bootstrap, topics.DLP_INCIDENTS, idle=0.3)
     assert {(m.key() or b"").decode() for m in incidents} == {"C-501"}
     digits = CARD.replace(" ", "").encode()
-    for topic in (topics.CLEAN_MARKETING_CONTACTS, topics.DLP_INCIDENTS, topics.QUARANTINE):
+    for topic in (
+        topics.CLEAN_MARKETING_CONTACTS,
+        topics.DLP_INCIDENTS,
+        topics.QUARANTINE,
+        topics.DLP_VAULT,
+    ):
         for m in read_topic(stack.bootstrap, topic, idle=0.3):
             assert digits not in (m.value() or b"").replace(b" ", b""), topic
+            assert SSN.encode() not in (m.value() or b""), topic
+    # The SSN's vault entries: keyed by its token and its owner, the contact (a redelivered
+    # copy has the same key).
+    vaulted = {
+        (m.key() or b"").decode(): headers_of(m)
+        for m in read_topic(stack.bootstrap, topics.DLP_VAULT, idle=0.3)
+    }
+    assert {h["ce_subject"] for h in vaulted.values()} == {"C-501"}
+    keys = keyring_from_master(DLP_KEY.encode())
+    for key, h in vaulted.items():
+        token = key.partition("@")[0]
+        assert token.startswith("tok_us_ssn_")
+        assert key == entry_key(keys, token, h["ce_source"], "C-501")
 
     decode = [q for q in quarantined if q["rules"] == "event.decode"]
     [garbage] = {q["key"] for q in decode}  # topic/partition/offset of the bad claim
