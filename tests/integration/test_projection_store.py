@@ -7,6 +7,8 @@ import dataclasses
 import hashlib
 import os
 import random
+import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -17,9 +19,9 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, Table, insert, select, text
+from sqlalchemy import Engine, Table, event, insert, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, DBAPIError
 
 from hub.events import EventMeta, deterministic_id
 from hub.topics import (
@@ -896,6 +898,66 @@ def test_erasure_wins_in_either_order_and_on_rebuild(
             assert hr_state(other) == ({}, {"7"})
         finally:
             other.dispose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_two_workers_at_once_cannot_bring_an_erased_employee_back(
+    backend: str, database_urls: list[str], tmp_path: Path
+) -> None:
+    """Two projection workers (a consumer group splits the topics' partitions): one
+    applies an employee's erasure while the other applies a later change of theirs. The
+    second batch read the read model before the first committed, and still the employee
+    stays gone — its batch waits for the erasure's (PostgreSQL: the read model's lock) or
+    fails and is retried (SQLite: a write after a stale read), as the worker retries."""
+    with fresh_database(backend, database_urls, tmp_path) as url:
+        first, second = make_engine(url), make_engine(url)
+        try:
+            a, b = ProjectionStore(first, audit_key=KEY), ProjectionStore(second, audit_key=KEY)
+            a.apply([employee_event("7", 0, 0, 0)])
+            holding, b_done = threading.Event(), threading.Event()
+            errors: list[Exception] = []
+
+            def hold(_conn: Any) -> None:  # the erasure's batch, written, not committed yet
+                if not holding.is_set():
+                    holding.set()
+                    b_done.wait(3)  # time enough for the other batch, unless it must wait
+
+            def erase() -> None:
+                try:
+                    a.apply([erasure_event("7", 0, 0)])
+                except Exception as exc:  # noqa: BLE001 - reported below
+                    errors.append(exc)
+
+            def change() -> None:
+                try:
+                    deadline = time.monotonic() + 20
+                    while True:  # a failed batch is retried, as the worker does
+                        try:
+                            b.apply([employee_event("7", 1, 1, 0)])
+                            return
+                        except DBAPIError:
+                            if time.monotonic() > deadline:
+                                raise
+                            time.sleep(0.1)
+                except Exception as exc:  # noqa: BLE001 - reported below
+                    errors.append(exc)
+                finally:
+                    b_done.set()
+
+            event.listen(first, "commit", hold)
+            eraser = threading.Thread(target=erase)
+            eraser.start()
+            assert holding.wait(10)
+            changer = threading.Thread(target=change)
+            changer.start()
+            eraser.join(30)
+            changer.join(30)
+            event.remove(first, "commit", hold)
+            assert not errors, errors
+            assert hr_state(first) == ({}, {"7"})
+        finally:
+            first.dispose()
+            second.dispose()
 
 
 def email_event(
