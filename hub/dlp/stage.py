@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from prometheus_client import Counter
 
@@ -75,20 +75,19 @@ class DlpStage:
         self.policy_version = resolver.policy.version
         self.min_score = resolver.policy.min_score
         self._counters: dict[tuple[str, str], Any] = {}  # (entity, operator) -> counter
-        # the field names of a record -> [(name, declared entity or None)] of those scanned
-        self._plans: dict[tuple[str, ...], list[tuple[str, str | None]]] = {}
+        # the field names of a record -> [(name, declared entity or None, whether the
+        # policy keeps the declared field)] of those scanned
+        self._plans: dict[tuple[str, ...], list[tuple[str, str | None, bool]]] = {}
+        self._without: dict[str, Engine] = {}  # entity -> an engine without its recognizers
 
     def protect(self, record: Mapping[str, Any], *, event_id: str, now: datetime) -> Protected:
         """The record with its sensitive values protected (None when a value is blocked),
         and the incidents. Fields the schema declares (``pii``) are taken whole with their
-        declared entity, without detection. Strings inside array, map and record fields
-        are scanned too (a finding's field is their path, ``tags.0``)."""
-        scanned, declared, nested = self._split(record)
-        found = self.engine.scan_record(scanned, min_score=self.min_score) if scanned else []
-        counts: dict[tuple[str, str], int] = {}
-        protected = self._apply(record, declared, nested, found, event_id, now, counts)
-        self._count(counts)
-        return protected
+        declared entity, without detection; one the policy keeps (the contact's own name,
+        address, phone) is still scanned for anything else in it — an SSN typed into a
+        name column is no name. Strings inside array, map and record fields are scanned
+        too (a finding's field is their path, ``tags.0``)."""
+        return self.protect_many([record], event_ids=[event_id], times=[now])[0]
 
     def protect_many(
         self,
@@ -101,11 +100,17 @@ class DlpStage:
         i's) with one engine call — one matcher pass over all their fields; results in
         order."""
         split = [self._split(r) for r in records]
-        found = self.engine.scan_records([s for s, _, _ in split], min_score=self.min_score)
+        found = self.engine.scan_records([s.scanned for s in split], min_score=self.min_score)
+        # Declared fields the policy keeps, by their entity: one more engine call per
+        # entity, without that entity's recognizers (its value is the field, taken whole).
+        for entity in sorted({e for s in split for e in s.kept}):
+            texts = [s.kept.get(entity, {}) for s in split]
+            more = self._engine_without(entity).scan_records(texts, min_score=self.min_score)
+            found = [[*a, *b] if b else a for a, b in zip(found, more, strict=True)]
         counts: dict[tuple[str, str], int] = {}  # the batch's, added to the metrics once
         protected = [
-            self._apply(record, declared, nested, hits, event_id, now, counts)
-            for record, (_, declared, nested), hits, event_id, now in zip(
+            self._apply(record, s.declared, s.nested, hits, event_id, now, counts)
+            for record, s, hits, event_id, now in zip(
                 records, split, found, event_ids, times, strict=True
             )
         ]
@@ -117,7 +122,8 @@ class DlpStage:
         record field by its dotted path, ``tags.0`` —, the declared fields as (name,
         entity), each nested string's steps from the record to it). A declaration names a
         whole string field; strings nested in a declared field are scanned like any
-        other."""
+        other, and so is a declared field the policy keeps — by its entity, scanned without
+        that entity's recognizers (`_engine_without`)."""
         names = tuple(record)
         plan = self._plans.get(names)
         if plan is None:  # records of one schema share their field names
@@ -125,20 +131,24 @@ class DlpStage:
                 self._plans.clear()
             scans = self.resolver.scans
             plan = self._plans[names] = [
-                (name, self.declared.get(name))
+                (name, entity, entity is not None and self._keeps(name, entity))
                 for name in names
                 if isinstance(name, str) and scans(name)
+                for entity in (self.declared.get(name),)
             ]
         scanned: dict[str, str] = {}
         taken: list[tuple[str, str]] = []
         nested: dict[str, tuple[str | int, ...]] = {}
-        for name, entity in plan:
+        kept_texts: dict[str, dict[str, str]] = {}
+        for name, entity, kept in plan:
             value = record[name]
             if isinstance(value, str):
                 if entity is None:
                     scanned[name] = value
                 else:
                     taken.append((name, entity))
+                    if kept:
+                        kept_texts.setdefault(entity, {})[name] = value
             elif isinstance(value, Mapping | list | tuple):
                 for steps, text in _nested_strings(value, (name,)):
                     path = ".".join(map(str, steps))
@@ -146,7 +156,25 @@ class DlpStage:
                         path += "'"
                     scanned[path] = text
                     nested[path] = steps
-        return scanned, taken, nested
+        return _Split(scanned, taken, nested, kept_texts)
+
+    def _engine_without(self, entity: str) -> Engine:
+        """An engine of this stage's recognizers but `entity`'s (built once per entity;
+        the stage's own when none finds `entity`, as none finds a PERSON)."""
+        engine = self._without.get(entity)
+        if engine is None:
+            rest = [r for r in self.engine.recognizers if r.entity != entity]
+            if len(rest) == len(self.engine.recognizers):
+                engine = self.engine
+            else:
+                engine = Engine(rest, backend=self.engine.backend)
+            self._without[entity] = engine
+        return engine
+
+    def _keeps(self, name: str, entity: str) -> bool:
+        """Whether the policy keeps field `name` of declared class `entity`."""
+        decision = self.resolver.resolve(self.department, self.topic, name, entity)
+        return isinstance(decision.action, KeepParams)
 
     def _apply(
         self,
@@ -279,7 +307,11 @@ def _start(f: Finding) -> int:
     return f.start
 
 
-_Split = tuple[dict[str, str], list[tuple[str, str]], dict[str, tuple[str | int, ...]]]
+class _Split(NamedTuple):
+    scanned: dict[str, str]  # the strings the policy scans, by field or nested path
+    declared: list[tuple[str, str]]  # declared fields: (name, entity)
+    nested: dict[str, tuple[str | int, ...]]  # a nested string's steps from the record
+    kept: dict[str, dict[str, str]]  # declared fields the policy keeps: entity -> texts
 
 
 def _nested_strings(

@@ -112,6 +112,10 @@ def test_service_and_hr_chains(stack: Stack) -> None:
         0,
     )
     pub.send(raw_employees, "hr/EmployeeChanged", "12", employee("12", work_email="nope"), 0)
+    # an SSN typed into a name column (declared PERSON, kept by policy): still found
+    pub.send(
+        raw_employees, "hr/EmployeeChanged", "14", employee("14", preferred_name=f"Kim {SSN}"), 0
+    )
     pub.send(
         topics.RAW_HR_ERASURES,
         "hr/EmployeeErased",
@@ -131,7 +135,7 @@ def test_service_and_hr_chains(stack: Stack) -> None:
         wait_for(
             lambda: (
                 len(read_topic(stack.bootstrap, topics.CLEAN_SERVICE_TICKETS, idle=0.3)) >= 3
-                and len(read_topic(stack.bootstrap, topics.CLEAN_HR_EMPLOYEES, idle=0.3)) >= 2
+                and len(read_topic(stack.bootstrap, topics.CLEAN_HR_EMPLOYEES, idle=0.3)) >= 3
                 and len(read_topic(stack.bootstrap, topics.CLEAN_HR_ERASURES, idle=0.3)) >= 1
             ),
             timeout=90,
@@ -186,11 +190,13 @@ def test_service_and_hr_chains(stack: Stack) -> None:
         v["employee_id"]: v
         for _, v in decoded(stack, topics.CLEAN_HR_EMPLOYEES, "hr/EmployeeChanged")
     }
-    assert set(employees) == {"10", "11"}
+    assert set(employees) == {"10", "11", "14"}
     assert employees["10"]["work_email"] == "E10@acme.example"  # normalised, kept (policy)
     assert employees["10"]["first_name"] == "Charlotte"  # the employee's own name: kept
     assert SSN not in employees["11"]["job_title"]
     assert "enc:v1:" in employees["11"]["job_title"]  # national ids of HR: encrypted
+    assert employees["14"]["preferred_name"].startswith("Kim enc:v1:")
+    assert employees["14"]["first_name"] == "Charlotte"
     [(_, erasure)] = decoded(stack, topics.CLEAN_HR_ERASURES, "hr/EmployeeErased")
     assert erasure["employee_id"] == "13"
 
@@ -205,7 +211,8 @@ def test_service_and_hr_chains(stack: Stack) -> None:
         ("hr", "12"): ["hr.work_email.format"],
     }
     # Nothing sensitive in clear on any output.
-    for topic in (topics.QUARANTINE, topics.DLP_INCIDENTS, topics.CLEAN_SERVICE_TICKETS):
+    clean = (topics.CLEAN_SERVICE_TICKETS, topics.CLEAN_HR_EMPLOYEES)
+    for topic in (topics.QUARANTINE, topics.DLP_INCIDENTS, *clean):
         for m in read_topic(stack.bootstrap, topic, idle=0.3):
             assert CARD.encode() not in (m.value() or b"")
             assert SSN.encode() not in (m.value() or b"")

@@ -113,6 +113,33 @@ def test_values_are_protected_as_the_policy_says(stage: DlpStage) -> None:
     assert card.findings == 6
 
 
+def test_a_kept_declared_field_is_still_scanned_for_anything_else(stage: DlpStage) -> None:
+    """The policy keeps a lead's own name, address and phone (declared, taken whole): an
+    SSN or a card number typed into such a column (a shifted spreadsheet) is no name and
+    is protected there like anywhere, with its incident; the declared value itself stays
+    as it is, one finding, no incident."""
+    record = lead(7, None) | {
+        "last_name": f"Lee {SSN}",
+        "first_name": f"Ann card {CARD}",
+        "phone_display": "(415) 555-0123 ext 12",
+    }
+    result = stage.protect(record, event_id="e7", now=NOW)
+    assert result.record is not None
+    assert result.record["last_name"].startswith("Lee tok_us_ssn_")
+    assert result.record["first_name"] == "Ann card **** **** **** 6467"  # masked, as outside notes
+    assert result.record["email"] == record["email"]  # kept, unscathed
+    assert result.record["phone_display"] == record["phone_display"]
+    assert result.record["phone_e164"] == record["phone_e164"]
+    assert sorted((i["field"], i["entity"]) for i in result.incidents) == [
+        ("first_name", "CREDIT_CARD"),
+        ("last_name", "US_SSN"),
+    ]
+    assert result.findings == 7  # five declared fields, the SSN, the card
+    for incident in result.incidents:
+        assert SSN not in repr(incident)
+        assert CARD not in repr(incident)
+
+
 def test_incidents_carry_no_value(stage: DlpStage) -> None:
     results = [stage.protect(r, event_id=f"e{i}", now=NOW) for i, r in enumerate(RECORDS)]
     incidents = [inc for r in results for inc in r.incidents]
