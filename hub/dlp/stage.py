@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from prometheus_client import Counter
 
 from hub.dlp.base import Finding
-from hub.dlp.engine import Engine, FieldFinding
+from hub.dlp.engine import Engine, FieldFinding, dedupe
 from hub.dlp.operators import BlockedValue, KeepParams, KeyRing, apply_operator, fingerprint
 from hub.dlp.policy import PolicyResolver
 from hub.dlp.vault import VaultPublicKey, seal_value
@@ -79,6 +79,9 @@ class DlpStage:
         # policy keeps the declared field)] of those scanned
         self._plans: dict[tuple[str, ...], list[tuple[str, str | None, bool]]] = {}
         self._without: dict[str, Engine] = {}  # entity -> an engine without its recognizers
+        for name, entity in self.declared.items():  # built now, not on the first batch
+            if self._keeps(name, entity):
+                self._engine_without(entity)
 
     def protect(self, record: Mapping[str, Any], *, event_id: str, now: datetime) -> Protected:
         """The record with its sensitive values protected (None when a value is blocked),
@@ -101,11 +104,8 @@ class DlpStage:
         order."""
         split = [self._split(r) for r in records]
         found = self.engine.scan_records([s.scanned for s in split], min_score=self.min_score)
-        # Declared fields the policy keeps, by their entity: one more engine call per
-        # entity, without that entity's recognizers (its value is the field, taken whole).
         for entity in sorted({e for s in split for e in s.kept}):
-            texts = [s.kept.get(entity, {}) for s in split]
-            more = self._engine_without(entity).scan_records(texts, min_score=self.min_score)
+            more = self._scan_kept(entity, [s.kept.get(entity, {}) for s in split])
             found = [[*a, *b] if b else a for a, b in zip(found, more, strict=True)]
         counts: dict[tuple[str, str], int] = {}  # the batch's, added to the metrics once
         protected = [
@@ -122,8 +122,7 @@ class DlpStage:
         record field by its dotted path, ``tags.0`` —, the declared fields as (name,
         entity), each nested string's steps from the record to it). A declaration names a
         whole string field; strings nested in a declared field are scanned like any
-        other, and so is a declared field the policy keeps — by its entity, scanned without
-        that entity's recognizers (`_engine_without`)."""
+        other, and so is a declared field the policy keeps, by its entity (`_scan_kept`)."""
         names = tuple(record)
         plan = self._plans.get(names)
         if plan is None:  # records of one schema share their field names
@@ -157,6 +156,34 @@ class DlpStage:
                     scanned[path] = text
                     nested[path] = steps
         return _Split(scanned, taken, nested, kept_texts)
+
+    def _scan_kept(self, entity: str, texts: list[dict[str, str]]) -> list[list[FieldFinding]]:
+        """Findings of other entities in declared fields of `entity` the policy keeps (per
+        record: field -> text). One engine call without `entity`'s recognizers, since the
+        field's own value needs no detection. A field where that finds something is
+        scanned again by every recognizer, and what overlaps a finding of `entity` itself
+        is dropped: the field is declared to hold one, so a valid phone number whose
+        digits pass the NHS mod-11 check (one in eleven) stays a phone, while an SSN,
+        which no phone recognizer takes, is still an SSN."""
+        first = self._engine_without(entity).scan_records(texts, min_score=self.min_score)
+        suspects = [(i, name) for i, hits in enumerate(first) for name in {h.field for h in hits}]
+        if not suspects:
+            return first
+        again = self.engine.scan_texts_all(
+            [texts[i][name] for i, name in suspects], [name for _, name in suspects]
+        )
+        out: list[list[FieldFinding]] = [[] for _ in first]
+        for (i, name), found in zip(suspects, again, strict=True):
+            own = [f for f in found if f.entity == entity]
+            others = [
+                f
+                for f in found
+                if f.entity != entity
+                and f.score >= self.min_score
+                and all(f.end <= o.start or f.start >= o.end for o in own)
+            ]
+            out[i].extend(FieldFinding(name, f) for f in dedupe(others))
+        return out
 
     def _engine_without(self, entity: str) -> Engine:
         """An engine of this stage's recognizers but `entity`'s (built once per entity;
