@@ -914,13 +914,15 @@ def test_two_workers_at_once_cannot_bring_an_erased_employee_back(
         try:
             a, b = ProjectionStore(first, audit_key=KEY), ProjectionStore(second, audit_key=KEY)
             a.apply([employee_event("7", 0, 0, 0)])
-            holding, b_done = threading.Event(), threading.Event()
+            holding, b_started, b_done = threading.Event(), threading.Event(), threading.Event()
+            overlapped: list[bool] = []
             errors: list[Exception] = []
 
             def hold(_conn: Any) -> None:  # the erasure's batch, written, not committed yet
                 if not holding.is_set():
                     holding.set()
                     b_done.wait(3)  # time enough for the other batch, unless it must wait
+                    overlapped.append(b_started.is_set())  # it ran while this one was open
 
             def erase() -> None:
                 try:
@@ -929,6 +931,7 @@ def test_two_workers_at_once_cannot_bring_an_erased_employee_back(
                     errors.append(exc)
 
             def change() -> None:
+                b_started.set()
                 try:
                     deadline = time.monotonic() + 20
                     while True:  # a failed batch is retried, as the worker does
@@ -954,6 +957,7 @@ def test_two_workers_at_once_cannot_bring_an_erased_employee_back(
             changer.join(30)
             event.remove(first, "commit", hold)
             assert not errors, errors
+            assert overlapped == [True]
             assert hr_state(first) == ({}, {"7"})
         finally:
             first.dispose()
