@@ -146,7 +146,7 @@ def _valid_us_numbers(n: int) -> list[str]:
 
     import phonenumbers
 
-    rng, numbers = random.Random(20261202), []
+    rng, numbers = random.Random(20261202), list[str]()
     while len(numbers) < n:
         digits = f"{rng.randint(201, 989)}{rng.randint(200, 999)}{rng.randint(0, 9999):04d}"
         if phonenumbers.is_valid_number(phonenumbers.parse(digits, "US")):
