@@ -135,13 +135,13 @@ HR_EMPLOYEE_ORIGIN = processor_source("hr-employees")
 # (a round read before that leaves it queued: `tombstones_published`).
 TOMBSTONE_CONFLICT = OnConflict(("vault_key",), ("queued_at",))
 
-# One batch at a time per read model (its offsets table, so per schema whatever the
-# search path and role), held to the batch's commit. Under
-# PostgreSQL's READ COMMITTED two workers' batches (a consumer group splits the partitions)
-# would each decide on what the other has not committed yet, wherever one topic's rows
-# depend on another's: an employee's change (or vault entry) applied beside their erasure
-# brought the row back; a quarantine row beside its re-drive stayed open. SQLite
-# serialises writers itself (a write after a stale read fails, and the worker retries).
+# One batch at a time per read model (keyed on its offsets table, so one lock per schema
+# whatever the search path and role), held to the batch's commit. Under PostgreSQL's READ
+# COMMITTED two workers' batches (a consumer group splits the partitions) would each
+# decide on what the other has not committed yet, wherever one topic's rows depend on
+# another's: an employee's change (or vault entry) applied beside their erasure brought
+# the row back; a quarantine row beside its re-drive stayed open. SQLite serialises
+# writers itself (a write after a stale read fails, and the worker retries).
 _APPLY_LOCK = text(
     "SELECT pg_advisory_xact_lock((1129465160::bigint << 32)"
     " | CAST(CAST(CAST(:offsets AS regclass) AS oid) AS bigint))"

@@ -166,7 +166,11 @@ class DlpStage:
         digits pass the NHS mod-11 check (one in eleven) stays a phone, while an SSN,
         which no phone recognizer takes, is still an SSN."""
         first = self._engine_without(entity).scan_records(texts, min_score=self.min_score)
-        suspects = [(i, name) for i, hits in enumerate(first) for name in {h.field for h in hits}]
+        suspects = [
+            (i, name)
+            for i, hits in enumerate(first)
+            for name in dict.fromkeys(h.field for h in hits)
+        ]
         if not suspects:
             return first
         again = self.engine.scan_texts_all(
