@@ -123,15 +123,16 @@ def test_a_spent_budget_waits_for_the_reset_before_the_next_request(
 ) -> None:
     url, script = server
     script.answers["budget"] = [
-        (200, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "2"}, '{"page": 1}'),
+        (200, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "20"}, '{"page": 1}'),
         (200, {"X-RateLimit-Remaining": "99"}, '{"page": 2}'),
     ]
     slept: list[float] = []
     with client(url, sleep=slept.append) as http:
         assert http.get_json("/budget") == {"page": 1}
         assert http.get_json("/budget") == {"page": 2}
+    # what is left of the window: a loaded machine may take seconds between the calls
     assert len(slept) == 1
-    assert 1.5 < slept[0] <= 2.0
+    assert 10.0 < slept[0] <= 20.0
 
 
 def test_hubspot_style_interval_header_sets_the_wait(server: tuple[str, Script]) -> None:
@@ -141,7 +142,7 @@ def test_hubspot_style_interval_header_sets_the_wait(server: tuple[str, Script])
             200,
             {
                 "X-HubSpot-RateLimit-Remaining": "0",
-                "X-HubSpot-RateLimit-Interval-Milliseconds": "1000",
+                "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
             },
             "[]",
         ),
@@ -151,8 +152,8 @@ def test_hubspot_style_interval_header_sets_the_wait(server: tuple[str, Script])
     with client(url, sleep=slept.append) as http:
         http.get_json("/hubspot")
         http.get_json("/hubspot")
-    assert len(slept) == 1
-    assert 0.5 < slept[0] <= 1.0
+    assert len(slept) == 1  # a window far longer than a loaded machine's pause in between
+    assert 5.0 < slept[0] <= 10.0
 
 
 @pytest.mark.parametrize("status", [401, 403])
