@@ -244,6 +244,10 @@ def aba_routing(rng: random.Random) -> str:
 _PHONES: tuple[Callable[[random.Random], str], ...] = (
     lambda r: f"+1 415 {r.randint(200, 999)} {r.randint(1000, 9999)}",
     lambda r: f"(212) {r.randint(200, 999)}-{r.randint(1000, 9999)}",
+    # North American numbers as most people write them: one in eleven also passes the NHS
+    # check, and context tells the two apart (hub.dlp.recognizers.uk_nhs)
+    lambda r: f"{r.randint(201, 989)}-{r.randint(200, 999)}-{r.randint(1000, 9999)}",
+    lambda r: f"{r.randint(201, 989)} {r.randint(200, 999)} {r.randint(1000, 9999)}",
     lambda r: f"+44 20 7946 {r.randint(0, 999):04d}",
     lambda r: f"020 7946 {r.randint(0, 999):04d}",
     lambda r: f"+49 30 {r.randint(1000000, 9999999)}",
@@ -257,7 +261,7 @@ def phone(rng: random.Random) -> str:
 
     while True:
         candidate = rng.choice(_PHONES)(rng)
-        region = "US" if candidate.startswith("(") else "GB" if candidate[0] == "0" else None
+        region = None if candidate[0] == "+" else "GB" if candidate[0] == "0" else "US"
         if phonenumbers.is_valid_number(phonenumbers.parse(candidate, region)):
             return candidate
 
