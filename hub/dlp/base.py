@@ -95,25 +95,7 @@ class Recognizer(ABC):
         the lower-cased text that starts in the window (one that starts before the window,
         or runs into it from the value itself, is a different word: "satin" does not hold
         "tin"); a phrase (words with spaces) anywhere in the window."""
-        if not cls.context:
-            return None
-        first = max(0, start - CONTEXT_WINDOW)
-        stop = end + CONTEXT_WINDOW // 2
-        words, phrases, order, ascii_words = _context_index(cls.context)
-        codec = "ascii" if text.isascii() else _latin1_codec(text, first, stop)
-        if codec:
-            # The same tokens, from bytes: lower-casing and splitting at every character
-            # that is not [a-z0-9] is one table lookup per byte (a tenth of the regex's time).
-            found_ascii = _ascii_words(text, first, start, ascii_words, codec)
-            found_ascii += _ascii_words(text, end, stop, ascii_words, codec)
-            found = [w.decode() for w in found_ascii]
-        else:
-            found = [*words.intersection(_tokens(text, first, text[first:start].lower()))]
-            found += words.intersection(_tokens(text, end, text[end:stop].lower()))
-        if phrases:
-            window = text[first:start].lower() + " " + text[end:stop].lower()
-            found += [phrase for phrase in phrases if phrase in window]
-        return min(found, key=order.__getitem__) if found else None
+        return context_word(cls.context, text, start, end)
 
     @classmethod
     def field_is_context(cls, field: str | None) -> bool:
@@ -121,6 +103,70 @@ class Recognizer(ABC):
             return False
         norm = normalise_field(field)
         return any(norm == f or norm.endswith(f) for f in cls.field_names)
+
+
+def context_word(context: tuple[str, ...], text: str, start: int, end: int) -> str | None:
+    """`Recognizer.context_in` for the words and phrases of `context`."""
+    if not context:
+        return None
+    first = max(0, start - CONTEXT_WINDOW)
+    stop = end + CONTEXT_WINDOW // 2
+    words, phrases, order, ascii_words = _context_index(context)
+    codec = "ascii" if text.isascii() else _latin1_codec(text, first, stop)
+    if codec:
+        # The same tokens, from bytes: lower-casing and splitting at every character
+        # that is not [a-z0-9] is one table lookup per byte (a tenth of the regex's time).
+        found_ascii = _ascii_words(text, first, start, ascii_words, codec)
+        found_ascii += _ascii_words(text, end, stop, ascii_words, codec)
+        found = [w.decode() for w in found_ascii]
+    else:
+        found = [*words.intersection(_tokens(text, first, text[first:start].lower()))]
+        found += words.intersection(_tokens(text, end, text[end:stop].lower()))
+    if phrases:
+        window = text[first:start].lower() + " " + text[end:stop].lower()
+        found += [phrase for phrase in phrases if phrase in window]
+    return min(found, key=order.__getitem__) if found else None
+
+
+def context_distance(context: tuple[str, ...], text: str, start: int, end: int) -> int | None:
+    """How many characters lie between [start, end) and the nearest word or phrase of
+    `context` in its context window, taken as `context_word` takes them; None when there is
+    none. (Counted in the lower-cased text: off by a few where lower-casing changes a
+    character's length, which only a comparison of two such distances reads.)"""
+    if not context:
+        return None
+    words, phrases, _, _ = _context_index(context)
+    first = max(0, start - CONTEXT_WINDOW)
+    before = text[first:start].lower()
+    after = text[end : end + CONTEXT_WINDOW // 2].lower()
+    nearest: int | None = None
+    for m in _WORD.finditer(before):
+        # a token running into the window from before it is another word (`_tokens`)
+        if m.group() in words and not (m.start() == 0 and _joins(text, first)):
+            gap = len(before) - m.end()
+            nearest = gap if nearest is None or gap < nearest else nearest
+    for m in _WORD.finditer(after):
+        if m.group() in words and not (m.start() == 0 and _joins(text, end)):
+            gap = m.start()
+            nearest = gap if nearest is None or gap < nearest else nearest
+    for phrase in phrases:
+        at = before.rfind(phrase)
+        if at >= 0:
+            gap = len(before) - at - len(phrase)
+            nearest = gap if nearest is None or gap < nearest else nearest
+        at = after.find(phrase)
+        if at >= 0:
+            nearest = at if nearest is None or at < nearest else nearest
+    return nearest
+
+
+def _joins(text: str, at: int) -> bool:
+    """Whether a token starting at `at` continues a word of `text` before it."""
+    if not 0 < at < len(text):
+        return False
+    return _WORD.match(text[at].lower()) is not None and (
+        _WORD.fullmatch(text[at - 1].lower()[-1:]) is not None
+    )
 
 
 def _tokens(text: str, at: int, lowered: str) -> list[str]:

@@ -6,9 +6,14 @@ check-digit rule written out independently of the recognizer; none belongs to a 
 
 from __future__ import annotations
 
+import random
+
+import phonenumbers
 import pytest
 
+from hub.dlp import registry
 from hub.dlp.base import scan_reference
+from hub.dlp.engine import Engine
 from hub.dlp.recognizers.de_tax_id import DeTaxIdRecognizer
 from hub.dlp.recognizers.es_nif import EsNifRecognizer
 from hub.dlp.recognizers.fr_nir import FrNirRecognizer
@@ -96,6 +101,62 @@ def test_uk_nhs_does_not_match(text: str) -> None:
 def test_uk_nhs_bare_digits_found_in_nhs_field() -> None:
     assert found(UkNhsRecognizer(), NHS_A, NHS_A, 0.7, field="patient.nhs_number")
     assert nothing(UkNhsRecognizer(), NHS_A, field="phone")
+
+
+def _nhs_that_dial(count: int) -> list[str]:
+    """Ten-digit numbers that pass the NHS check and that libphonenumber holds valid US
+    phone numbers: one valid US number in eleven is one."""
+    rng = random.Random(4)
+    found: list[str] = []
+    while len(found) < count:
+        nine = f"{rng.randint(201, 989)}{rng.randint(200, 999)}{rng.randint(0, 999):03d}"
+        weighted = sum(int(d) * w for d, w in zip(nine, range(10, 1, -1), strict=True))
+        check = (11 - weighted % 11) % 11
+        number = nine + str(check)
+        if check != 10 and phonenumbers.is_valid_number(phonenumbers.parse(number, "US")):
+            found.append(number)
+    return found
+
+
+DIALLABLE = [
+    layout.format(n[:3], n[3:6], n[6:])
+    for i, n in enumerate(_nhs_that_dial(40))
+    for layout in (("{} {} {}", "{}-{}-{}")[i % 2],)
+]
+ENGINE = Engine(registry.load())
+
+
+def _labels(text: str) -> list[tuple[str, str]]:
+    return [(text[f.start : f.end], f.entity) for f in ENGINE.scan_text(text, min_score=THRESHOLD)]
+
+
+def test_uk_nhs_scores_a_3_3_4_number_that_is_also_a_phone_lower() -> None:
+    nhs = UkNhsRecognizer()
+    pattern = UkNhsRecognizer.patterns[0]
+    assert {nhs.validate(v, pattern) for v in DIALLABLE} == {0.6}
+    assert nhs.validate(_spaced_3_3_4(NHS_A), pattern) == 1.0  # 999 is no area code
+
+
+@pytest.mark.parametrize("number", DIALLABLE)
+def test_the_nearest_context_decides_between_phone_and_nhs(number: str) -> None:
+    """A 3-3-4 number that passes the NHS check and dials in the US: phone context makes it
+    a phone, NHS context an NHS number, and when both are near, the nearer word decides.
+    Alone, it is the stricter NHS number (both are protected either way)."""
+    other = _spaced_3_3_4(NHS_B)
+    assert _labels(f"call me at {number} after 5") == [(number, "PHONE_NUMBER")]
+    assert _labels(f"Mobile: {number}") == [(number, "PHONE_NUMBER")]
+    assert _labels(f"NHS number {number}") == [(number, "UK_NHS")]
+    assert _labels(f"ref {number}") == [(number, "UK_NHS")]
+    assert _labels(f"NHS no {other}, phone {number}") == [
+        (other, "UK_NHS"),
+        (number, "PHONE_NUMBER"),
+    ]
+    assert _labels(f"call me on 020 7946 0120. NHS number {number}.") == [
+        ("020 7946 0120", "PHONE_NUMBER"),
+        (number, "UK_NHS"),
+    ]
+    bare = number.replace(" ", "").replace("-", "")
+    assert _labels(f"NHS no {other}, call {bare}") == [(other, "UK_NHS"), (bare, "PHONE_NUMBER")]
 
 
 # -- NL BSN ------------------------------------------------------------------------------
