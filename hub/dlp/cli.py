@@ -327,10 +327,10 @@ def reveal(
         typer.Option(help="The vault private key (default: the one HUB_HOME generated)"),
     ] = None,
 ) -> None:
-    """Turn TOKEN back into its value, for a role the DLP policy lets reveal and with the
-    vault's private key. Every attempt, refused or not, is in the access log
-    (dlp_vault_reveals, a signed hash chain that `crmhub audit verify` checks), never with
-    the value."""
+    """Turn TOKEN (or a key of the vault topic, TOKEN@OWNER) back into its value, for a
+    role the DLP policy lets reveal and with the vault's private key. Every attempt,
+    refused or not, is in the access log (dlp_vault_reveals, a signed hash chain that
+    `crmhub audit verify` checks), never with the value."""
     import getpass
     from datetime import UTC, datetime
 
@@ -377,6 +377,7 @@ def access_log(
     unaltered."""
     from sqlalchemy import select
 
+    from hub.dlp.vault import token_of
     from hub.settings import load_settings
     from projections.audit import canonical_time, utc
     from projections.db import read_model
@@ -386,7 +387,7 @@ def access_log(
         raise ConfigError("--format must be table or jsonl")
     query = select(DlpVaultReveal).order_by(DlpVaultReveal.seq.desc()).limit(limit)
     if token is not None:
-        query = query.where(DlpVaultReveal.token == token)
+        query = query.where(DlpVaultReveal.token == token_of(token))
     if actor is not None:
         query = query.where(DlpVaultReveal.actor == actor)
     if since is not None:

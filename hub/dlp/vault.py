@@ -25,6 +25,7 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cached_property
@@ -152,6 +153,16 @@ def entry_key(keys: KeyRing, token: str, origin: str, subject: str) -> str:
     return f"{token}@{digest.hex()[:20]}"
 
 
+_ENTRY_KEY = re.compile(r"(tok_[a-z0-9_]+)@[0-9a-f]{20}")
+
+
+def token_of(text: str) -> str:
+    """The token of a vault entry's topic key (`entry_key`), which is what a consumer of
+    ``crm.dlp.vault.v1`` has in hand; any other text as it is."""
+    found = _ENTRY_KEY.fullmatch(text.strip())
+    return found.group(1) if found else text
+
+
 def seal_value(public: VaultPublicKey, token: str, entity: str, value: str) -> bytes:
     """``01 | ephemeral public key (32) | nonce (12) | AES-256-GCM(value) | tag (16)``."""
     ephemeral = X25519PrivateKey.generate()
@@ -202,12 +213,14 @@ class TokenVault:
         reason: str,
         now: datetime,
     ) -> str:
-        """The value behind `token`, for `actor` acting as `role` with `reason`. Every call
-        leaves one access-log row, whatever its outcome; the value is never in it."""
+        """The value behind `token` (or behind a vault entry's topic key, `entry_key`), for
+        `actor` acting as `role` with `reason`. Every call leaves one access-log row,
+        whatever its outcome, under the token; the value is never in it."""
         from projections.access_log import RevealRecord
 
         if not actor.strip() or not reason.strip():
             raise DataQualityError("a reveal needs the actor's name and a reason")
+        token = token_of(token)  # a topic key names the token (all owners' values are one)
         # the log row as far as the caller tells it: the lookup adds entity and outcome
         asked = RevealRecord(token, None, actor, role, reason, outcome="", at=now)
         for attempt in range(self.ATTEMPTS):

@@ -116,14 +116,14 @@ def test_reveal_gives_the_value_to_the_policys_role_only_and_logs_both(tmp_path:
     the access log has both attempts, without the value."""
     from sqlalchemy import select
 
-    from hub.dlp.vault import VaultPrivateKey
+    from hub.dlp.vault import VaultPrivateKey, entry_key
     from hub.settings import load_settings
     from projections.db import make_engine, migrate
     from projections.models import DlpVaultReveal
     from projections.store import ProjectionStore
+    from tests.integration.test_token_vault import KEYS, vault_event
     from tests.integration.test_token_vault import SSN as ssn
     from tests.integration.test_token_vault import TOKEN as token
-    from tests.integration.test_token_vault import vault_event
 
     home = tmp_path / "home"
     settings = load_settings(home=home)
@@ -177,6 +177,14 @@ def test_reveal_gives_the_value_to_the_policys_role_only_and_logs_both(tmp_path:
         cwd=tmp_path, HUB_HOME=str(home),
     )  # fmt: skip
     assert [json.loads(line)["reason"] for line in ana.stdout.splitlines()] == ["DSAR 1187"]
+    # a key of the vault topic (token@owner), as a consumer of crm.dlp.vault.v1 has it
+    key = entry_key(KEYS, token, "/crm-hub/processors/sales", "L-1")
+    keyed = crmhub(
+        "dlp", "access-log", "--token", key, "--format", "jsonl", cwd=tmp_path, HUB_HOME=str(home)
+    )
+    assert [json.loads(line)["seq"] for line in keyed.stdout.splitlines()] == [
+        e["seq"] for e in entries
+    ]
     future = crmhub("dlp", "access-log", "--since", "2999-01-01", cwd=tmp_path, HUB_HOME=str(home))
     assert "0 attempt(s)" in future.stdout
     table = crmhub("dlp", "access-log", cwd=tmp_path, HUB_HOME=str(home), COLUMNS="80")

@@ -172,6 +172,27 @@ def test_an_allowed_role_with_the_private_key_gets_the_value_and_is_logged(
     assert SSN not in " ".join(str(v) for v in row._mapping.values())
 
 
+def test_a_key_of_the_vault_topic_reveals_its_token_and_is_logged_under_it(
+    engine: Engine, private: VaultPrivateKey
+) -> None:
+    """What a consumer of crm.dlp.vault.v1 holds is the entry's key, token@owner: it reveals
+    the token's value, and the access log names the token."""
+    vault = _vault(engine, private)
+    key = entry_key(KEYS, TOKEN, "/crm-hub/processors/sales", "L-1")
+    assert key.startswith(TOKEN + "@")
+    assert (
+        vault.reveal(f" {key}\n", private, actor="ana", role="privacy-officer", reason="r", now=T0)
+        == SSN
+    )
+    with pytest.raises(UnknownToken):
+        vault.reveal(
+            TOKEN + "@zz", private, actor="ana", role="privacy-officer", reason="r", now=T0
+        )
+    with engine.connect() as conn:
+        logged = conn.execute(select(DlpVaultReveal.token).order_by(DlpVaultReveal.seq)).scalars()
+        assert list(logged) == [TOKEN, TOKEN + "@zz"]
+
+
 def test_refusals_are_logged_too_and_say_why(engine: Engine, private: VaultPrivateKey) -> None:
     vault = _vault(engine, private)
     with pytest.raises(RevealDenied, match=r"'sales-rep' may not reveal.*privacy-officer"):
