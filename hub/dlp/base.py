@@ -95,7 +95,35 @@ class Recognizer(ABC):
         the lower-cased text that starts in the window (one that starts before the window,
         or runs into it from the value itself, is a different word: "satin" does not hold
         "tin"); a phrase (words with spaces) anywhere in the window."""
-        return context_word(cls.context, text, start, end)
+        if not cls.context:
+            return None
+        first = max(0, start - CONTEXT_WINDOW)
+        stop = end + CONTEXT_WINDOW // 2
+        words, phrases, order, ascii_words = _context_index(cls.context)
+        codec = "ascii" if text.isascii() else _latin1_codec(text, first, stop)
+        if codec:
+            # The same tokens, from bytes: lower-casing and splitting at every character
+            # that is not [a-z0-9] is one table lookup per byte (a tenth of the regex's time).
+            found_ascii = _ascii_words(text, first, start, ascii_words, codec)
+            found_ascii += _ascii_words(text, end, stop, ascii_words, codec)
+            found = [w.decode() for w in found_ascii]
+        else:
+            found = [*words.intersection(_tokens(text, first, text[first:start].lower()))]
+            found += words.intersection(_tokens(text, end, text[end:stop].lower()))
+        if phrases:
+            window = text[first:start].lower() + " " + text[end:stop].lower()
+            found += [phrase for phrase in phrases if phrase in window]
+        return min(found, key=order.__getitem__) if found else None
+
+    def rescore(
+        self, text: str, start: int, end: int, score: float, word: str | None, field: str | None
+    ) -> float:
+        """A last look at a validated candidate in its text (of structured field `field`),
+        after context (`word`: the context word, ``"field name"``, or None): its score,
+        lowered where the text or field says it is more likely something else. Never raised
+        (the ceilings bound the score). Default: the score as it is. Only recognizers that
+        override it pay a call."""
+        return score
 
     @classmethod
     def field_is_context(cls, field: str | None) -> bool:
@@ -105,59 +133,37 @@ class Recognizer(ABC):
         return any(norm == f or norm.endswith(f) for f in cls.field_names)
 
 
-def context_word(context: tuple[str, ...], text: str, start: int, end: int) -> str | None:
-    """`Recognizer.context_in` for the words and phrases of `context`."""
-    if not context:
-        return None
-    first = max(0, start - CONTEXT_WINDOW)
-    stop = end + CONTEXT_WINDOW // 2
-    words, phrases, order, ascii_words = _context_index(context)
-    codec = "ascii" if text.isascii() else _latin1_codec(text, first, stop)
-    if codec:
-        # The same tokens, from bytes: lower-casing and splitting at every character
-        # that is not [a-z0-9] is one table lookup per byte (a tenth of the regex's time).
-        found_ascii = _ascii_words(text, first, start, ascii_words, codec)
-        found_ascii += _ascii_words(text, end, stop, ascii_words, codec)
-        found = [w.decode() for w in found_ascii]
-    else:
-        found = [*words.intersection(_tokens(text, first, text[first:start].lower()))]
-        found += words.intersection(_tokens(text, end, text[end:stop].lower()))
-    if phrases:
-        window = text[first:start].lower() + " " + text[end:stop].lower()
-        found += [phrase for phrase in phrases if phrase in window]
-    return min(found, key=order.__getitem__) if found else None
-
-
-def context_distance(context: tuple[str, ...], text: str, start: int, end: int) -> int | None:
-    """How many characters lie between [start, end) and the nearest word or phrase of
-    `context` in its context window, taken as `context_word` takes them; None when there is
-    none. (Counted in the lower-cased text: off by a few where lower-casing changes a
-    character's length, which only a comparison of two such distances reads.)"""
+def context_nearness(
+    context: tuple[str, ...], text: str, start: int, end: int
+) -> tuple[int, int] | None:
+    """Where the nearest word or phrase of `context` lies in the context window of [start,
+    end), as `Recognizer.context_in` takes them: ``(0, characters between)`` before the
+    value, ``(1, characters between)`` after it, None when there is none. Smaller is
+    nearer, and any word before the value is nearer than every word after it: in "label:
+    value" text the label before is the value's, the one after the next value's. (Counted
+    in the lower-cased text: off by a few where lower-casing changes a character's length.)"""
     if not context:
         return None
     words, phrases, _, _ = _context_index(context)
     first = max(0, start - CONTEXT_WINDOW)
     before = text[first:start].lower()
     after = text[end : end + CONTEXT_WINDOW // 2].lower()
-    nearest: int | None = None
-    for m in _WORD.finditer(before):
+    gaps_before = [
+        len(before) - m.end()
+        for m in _WORD.finditer(before)
         # a token running into the window from before it is another word (`_tokens`)
-        if m.group() in words and not (m.start() == 0 and _joins(text, first)):
-            gap = len(before) - m.end()
-            nearest = gap if nearest is None or gap < nearest else nearest
-    for m in _WORD.finditer(after):
-        if m.group() in words and not (m.start() == 0 and _joins(text, end)):
-            gap = m.start()
-            nearest = gap if nearest is None or gap < nearest else nearest
-    for phrase in phrases:
-        at = before.rfind(phrase)
-        if at >= 0:
-            gap = len(before) - at - len(phrase)
-            nearest = gap if nearest is None or gap < nearest else nearest
-        at = after.find(phrase)
-        if at >= 0:
-            nearest = at if nearest is None or at < nearest else nearest
-    return nearest
+        if m.group() in words and not (m.start() == 0 and _joins(text, first))
+    ]
+    gaps_before += [len(before) - at - len(p) for p in phrases if (at := before.rfind(p)) >= 0]
+    if gaps_before:
+        return (0, min(gaps_before))
+    gaps_after = [
+        m.start()
+        for m in _WORD.finditer(after)
+        if m.group() in words and not (m.start() == 0 and _joins(text, end))
+    ]
+    gaps_after += [at for p in phrases if (at := after.find(p)) >= 0]
+    return (1, min(gaps_after)) if gaps_after else None
 
 
 def _joins(text: str, at: int) -> bool:
@@ -253,7 +259,9 @@ def scan_reference(
             span = (m.start(), m.end())
             if span in seen or m.start() == m.end():
                 continue
-            finding = evaluate(recognizer, pattern, text, m.start(), m.end(), field_ctx=field_ctx)
+            finding = evaluate(
+                recognizer, pattern, text, m.start(), m.end(), field_ctx=field_ctx, field=field
+            )
             if finding is not None and finding.score >= min_score:
                 seen.add(span)
                 yield finding
@@ -267,6 +275,7 @@ def evaluate(
     end: int,
     *,
     field_ctx: bool,
+    field: str | None = None,
 ) -> Finding | None:
     """Validate one candidate and apply context; shared by the reference scan and the
     engine so both score identically."""
@@ -281,6 +290,7 @@ def evaluate(
     validated = score >= recognizer.validated_score
     if word is not None:
         score = min(1.0, score + CONTEXT_BOOST)
+    score = recognizer.rescore(text, start, end, score, word, field)
     return Finding(
         entity=recognizer.entity,
         start=start,

@@ -97,6 +97,8 @@ class _Entry(NamedTuple):
     with_context: float  # best score of a candidate with context
     ceiling: Callable[[str, Pattern], float] | None  # per-candidate ceiling, when refined
     validate: Callable[[str, Pattern], float | None]
+    # `Recognizer.rescore`, where the recognizer overrides it
+    rescore: Callable[[str, int, int, float, str | None, str | None], float] | None
     context_in: Callable[[str, int, int], str | None]
     # For `_context_at`: word -> its rank in the recognizer's context (None where
     # _context_at does not give context_in's answer: an overridden context_in), and each
@@ -123,6 +125,7 @@ class Engine:
         specs: list[PatternSpec] = []
         for rid, r in enumerate(self.recognizers):
             shaped = type(r).ceiling is not Recognizer.ceiling
+            rescored = type(r).rescore is not Recognizer.rescore
             for p in r.patterns:
                 self.entries.append(
                     _Entry(
@@ -135,6 +138,7 @@ class Engine:
                         round(min(1.0, p.ceiling + CONTEXT_BOOST), 4),
                         r.ceiling if shaped else None,
                         r.validate,
+                        r.rescore if rescored else None,
                         r.context_in,
                         *_context_words(type(r)),
                         r.validated_score,
@@ -243,6 +247,7 @@ class Engine:
         return [
             self._confirm(
                 text,
+                fields[k] if fields else None,
                 text.isascii() or is_latin1(text),
                 by_field[k],
                 windows[k],
@@ -257,6 +262,7 @@ class Engine:
     def _confirm(
         self,
         text: str,
+        field: str | None,
         latin1: bool,
         by_field: frozenset[int],
         windows: Windows,
@@ -264,7 +270,8 @@ class Engine:
         min_score: float,
     ) -> list[Finding]:
         """The findings of the patterns in `windows` (recognizer order, then pattern order),
-        as `hub.dlp.base.evaluate` scores them, at or above `min_score`. `latin1`: no
+        as `hub.dlp.base.evaluate` scores them, at or above `min_score`. `field`: the
+        structured field `text` is the value of (None: free text). `latin1`: no
         character of `text` is past U+00FF (the patterns specialised to Latin-1 apply).
         `context`: where each recognizer's context words occur in the text (None: not
         known)."""
@@ -283,6 +290,7 @@ class Engine:
                 with_context,
                 ceiling,
                 validate,
+                rescore,
                 context_in,
                 words,
                 phrases,
@@ -370,6 +378,8 @@ class Engine:
                     validated = score >= validated_score
                     if word is not None:
                         score = min(1.0, score + CONTEXT_BOOST)
+                    if rescore is not None:
+                        score = rescore(text, start, end, score, word, field)
                     exact = rounded.get(score)
                     score = _rounded(rounded, score) if exact is None else exact
                     if score < min_score:

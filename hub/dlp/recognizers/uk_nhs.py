@@ -7,21 +7,23 @@ time in eleven, so a bare run only scores 0.4 even when the check passes: contex
 field name lifts it over the usual 0.5 threshold. The spaced or dashed 3-3-4 form scores
 1.0 when the check passes.
 
-The 3-3-4 layout is also how North American phone numbers are written, and one valid phone
-number in eleven passes the check. A candidate that is a valid North American number
-(libphonenumber, calling code 1, as the phone recognizer reads it) is ambiguous: written
-3-3-4 it scores 0.6, over the phone's
-0.55 (alone, the stricter reading wins: an NHS number is health data), under the phone's
-0.9 with phone context; and an NHS context word counts for it only when no phone context
-word is nearer to it. So "call me at 719 442 8954" is a phone, "NHS number 667 552 0644"
-an NHS number though "call me on …" comes before it in the same sentence.
+The 3-3-4 layout is also how North American phone numbers are written, and one valid one
+in eleven passes the check. Such a number is taken for a phone (`rescore` lowers it to the
+bare score, so the phone recognizer's finding wins) when the phone recognizer reports the
+same span and the field is a phone field, or a phone context word is nearer to it than
+any NHS one (a word before the
+value nearer than any after it: "NHS no: 450 557 7104, tel: …" keeps the NHS number). So
+"call me at 719 442 8954" is a phone, "NHS number 667 552 0644" an NHS number though "call
+me on …" comes earlier in the sentence. With no context at all, the stricter reading wins,
+as before: an NHS number is health data, and either way the value is protected.
 """
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar
 
-from hub.dlp.base import Pattern, Recognizer, context_distance, context_word, digits
+from hub.dlp.base import Pattern, Recognizer, context_nearness, digits
 from hub.dlp.phone_validity import is_valid
 from hub.dlp.recognizers.phone import PhoneRecognizer
 
@@ -32,29 +34,25 @@ _FIRST = r"[0-9](?<![\w.+-][0-9])(?<!\+[0-9] [0-9])(?<!\+[0-9]{2} [0-9])(?<!\+[0
 _RIGHT = r"(?![\w-]|[.,][0-9])"
 
 _BARE_SCORE = 0.4
-_AMBIGUOUS_SCORE = 0.6  # 3-3-4 digits that are a valid phone number too
-
-
-def _also_a_phone(candidate: str) -> bool:
-    """Whether the candidate (ten digits, 3-3-4 or bare) is a valid North American phone
-    number. (Ten digits starting 6-9 are Indian mobile numbers too, but India does not
-    write them 3-3-4.) libphonenumber tries the calling code's regions one by one, tens of
-    thousands of instructions for a number none of them holds, so the plan's own rule goes
-    first (area code and exchange start with 2-9), and validate and context_in, which ask
-    in turn about the same candidate, share the answer (`_ASKED`)."""
-    found = _ASKED.get(candidate)
-    if found is None:
-        number = digits(candidate)
-        found = number[0] in _NANP_FIRST and number[3] in _NANP_FIRST and is_valid(candidate, "US")
-        if len(_ASKED) >= _ASKED_SIZE:
-            _ASKED.clear()
-        _ASKED[candidate] = found
-    return found
-
-
+_FIELD = "field name"  # the context word of a field whose name is context (hub.dlp.engine)
+_PHONE = re.compile(PhoneRecognizer.patterns[0].regex)
 _NANP_FIRST = "23456789"
-_ASKED: dict[str, bool] = {}
-_ASKED_SIZE = 256
+
+
+def _dials(text: str, start: int, end: int) -> bool:
+    """Whether the ten digits of text[start:end] can be a North American number: area code
+    and exchange start with 2-9 (a digit test before any regex)."""
+    number = digits(text[start:end])
+    return number[0] in _NANP_FIRST and number[3] in _NANP_FIRST
+
+
+def _phone_too(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end] is, as the phone recognizer reads it, a valid North American
+    phone number: its pattern matches exactly there, and libphonenumber holds it valid in
+    calling code 1. (Ten digits starting 6-9 are Indian mobile numbers too, but India does
+    not write them 3-3-4.)"""
+    found = _PHONE.match(text, start)
+    return found is not None and found.end() == end and is_valid(found.group(), "US")
 
 
 def nhs_check_digit(first_nine: str) -> int | None:
@@ -97,26 +95,30 @@ class UkNhsRecognizer(Recognizer):
     def ceiling(self, candidate: str, pattern: Pattern) -> float:
         return _BARE_SCORE if candidate.isdigit() else 1.0
 
+    def rescore(
+        self, text: str, start: int, end: int, score: float, word: str | None, field: str | None
+    ) -> float:
+        """The bare score for a number the phone recognizer reports too, where the field is
+        a phone field or a phone context word is nearer to it than any NHS one
+        (`context_nearness`)."""
+        if word == _FIELD or score <= _BARE_SCORE or not _dials(text, start, end):
+            return score
+        # the context first: few NHS numbers have a phone word near, and the phone's
+        # validity costs more (libphonenumber's type patterns)
+        if PhoneRecognizer.field_is_context(field):
+            return _BARE_SCORE if _phone_too(text, start, end) else score
+        phone = context_nearness(PhoneRecognizer.context, text, start, end)
+        if phone is None:
+            return score
+        own = None if word is None else context_nearness(self.context, text, start, end)
+        if own is not None and own <= phone:
+            return score
+        return _BARE_SCORE if _phone_too(text, start, end) else score
+
     def validate(self, candidate: str, pattern: Pattern) -> float | None:
         number = digits(candidate)
         if len(number) != 10 or len(set(number)) == 1:
             return None
         if nhs_check_digit(number[:9]) != int(number[9]):
             return None
-        if candidate.isdigit():
-            return _BARE_SCORE
-        return _AMBIGUOUS_SCORE if _also_a_phone(candidate) else 1.0
-
-    @classmethod
-    def context_in(cls, text: str, start: int, end: int) -> str | None:
-        """The NHS context word, unless the candidate is a phone number too and a phone
-        context word is nearer to it than any NHS one ("NHS 450 557 7104, call
-        719 442 8954": the second number is the phone)."""
-        word = context_word(cls.context, text, start, end)
-        if word is None or not _also_a_phone(text[start:end]):
-            return word
-        phone = context_distance(PhoneRecognizer.context, text, start, end)
-        if phone is None:
-            return word
-        own = context_distance(cls.context, text, start, end)
-        return None if own is None or phone < own else word
+        return _BARE_SCORE if candidate.isdigit() else 1.0

@@ -130,21 +130,17 @@ def _labels(text: str) -> list[tuple[str, str]]:
     return [(text[f.start : f.end], f.entity) for f in ENGINE.scan_text(text, min_score=THRESHOLD)]
 
 
-def test_uk_nhs_scores_a_3_3_4_number_that_is_also_a_phone_lower() -> None:
-    nhs = UkNhsRecognizer()
-    pattern = UkNhsRecognizer.patterns[0]
-    assert {nhs.validate(v, pattern) for v in DIALLABLE} == {0.6}
-    assert nhs.validate(_spaced_3_3_4(NHS_A), pattern) == 1.0  # 999 is no area code
-
-
 @pytest.mark.parametrize("number", DIALLABLE)
 def test_the_nearest_context_decides_between_phone_and_nhs(number: str) -> None:
-    """A 3-3-4 number that passes the NHS check and dials in the US: phone context makes it
-    a phone, NHS context an NHS number, and when both are near, the nearer word decides.
-    Alone, it is the stricter NHS number (both are protected either way)."""
-    other = _spaced_3_3_4(NHS_B)
+    """A 3-3-4 number that passes the NHS check and dials in North America: phone context
+    makes it a phone, NHS context an NHS number; with both near, the nearer word decides,
+    and a word before the value beats any after it (the label of the next value). Alone,
+    it is the stricter NHS number (both are protected either way)."""
+    other = DIALLABLE[(DIALLABLE.index(number) + 1) % len(DIALLABLE)]  # dials too
+    bare = number.replace(" ", "").replace("-", "")
     assert _labels(f"call me at {number} after 5") == [(number, "PHONE_NUMBER")]
     assert _labels(f"Mobile: {number}") == [(number, "PHONE_NUMBER")]
+    assert _labels(f"{number} is my mobile") == [(number, "PHONE_NUMBER")]
     assert _labels(f"NHS number {number}") == [(number, "UK_NHS")]
     assert _labels(f"ref {number}") == [(number, "UK_NHS")]
     assert _labels(f"NHS no {other}, phone {number}") == [
@@ -155,8 +151,36 @@ def test_the_nearest_context_decides_between_phone_and_nhs(number: str) -> None:
         ("020 7946 0120", "PHONE_NUMBER"),
         (number, "UK_NHS"),
     ]
-    bare = number.replace(" ", "").replace("-", "")
+    # the label after a value is the next value's
+    assert _labels(f"NHS number: {number}\nPhone: 020 7946 0120") == [
+        (number, "UK_NHS"),
+        ("020 7946 0120", "PHONE_NUMBER"),
+    ]
+    assert _labels(f"nhs: {number} text me") == [(number, "UK_NHS")]
+    # bare digits: a phone only where the phone recognizer takes the same span
     assert _labels(f"NHS no {other}, call {bare}") == [(other, "UK_NHS"), (bare, "PHONE_NUMBER")]
+    assert _labels(f"NHS no:{bare} call me") == [(bare, "UK_NHS")]
+    # a field's name decides, whatever the words in it
+    found = ENGINE.scan_text(f"call {number}", field="nhs_number", min_score=THRESHOLD)
+    assert [(f.entity, f.score) for f in found] == [("UK_NHS", 1.0)]
+    for field in ("phone", "contact.mobile"):
+        found = ENGINE.scan_text(number, field=field, min_score=THRESHOLD)
+        assert [(f.entity, f.score) for f in found] == [("PHONE_NUMBER", 0.9)]
+
+
+def test_rescore_only_lowers_what_the_phone_recognizer_takes_instead() -> None:
+    nhs = UkNhsRecognizer()
+    number = DIALLABLE[0]
+    text = f"call {number}"
+    at = text.index(number)
+    assert nhs.rescore(text, at, len(text), 1.0, None, None) == 0.4
+    assert nhs.rescore(text, at, len(text), 1.0, "field name", "nhs") == 1.0
+    assert nhs.rescore(number, 0, len(number), 1.0, None, "work_phone") == 0.4
+    assert nhs.rescore(number, 0, len(number), 1.0, None, "notes") == 1.0
+    plain = f"call {_spaced_3_3_4(NHS_A)}"  # 999 is no area code
+    assert nhs.rescore(plain, 5, len(plain), 1.0, None, None) == 1.0
+    glued = f"call #{number}"  # the phone pattern does not start after "#"
+    assert nhs.rescore(glued, 6, len(glued), 1.0, None, None) == 1.0
 
 
 # -- NL BSN ------------------------------------------------------------------------------
