@@ -423,9 +423,11 @@ class Engine:
         declared: Mapping[str, str] | None = None,
         min_score: float = 0.0,
         fields: Iterable[str] | None = None,
+        overlaps: bool = False,
     ) -> list[list[FieldFinding]]:
         """`scan_record` for a batch of records with one matcher call: the findings of each
-        record, in order."""
+        record, in order. With `overlaps`, a field's findings are every recognizer's, as
+        `scan_text_all` gives them, for a caller that resolves them itself."""
         wanted = set(fields) if fields is not None else None
         out: list[list[FieldFinding]] = [[] for _ in records]
         owners: list[int] = []
@@ -461,7 +463,9 @@ class Engine:
                 if findings:
                     out[i].extend(
                         _tuple_new(FieldFinding, (path, f))
-                        for f in (dedupe(findings) if len(findings) > 1 else findings)
+                        for f in (
+                            dedupe(findings) if len(findings) > 1 and not overlaps else findings
+                        )
                     )
         return out
 

@@ -103,7 +103,11 @@ class DlpStage:
         i's) with one engine call — one matcher pass over all their fields; results in
         order."""
         split = [self._split(r) for r in records]
-        found = self.engine.scan_records([s.scanned for s in split], min_score=self.min_score)
+        # overlaps kept: which finding of a value counts is decided per record, after the
+        # policy's rule thresholds (`_apply`)
+        found = self.engine.scan_records(
+            [s.scanned for s in split], min_score=self.min_score, overlaps=True
+        )
         for entity in sorted({e for s in split for e in s.kept}):
             more = self._scan_kept(entity, [s.kept.get(entity, {}) for s in split])
             found = [[*a, *b] if b else a for a, b in zip(found, more, strict=True)]
@@ -219,7 +223,7 @@ class DlpStage:
     ) -> Protected:
         """Protect one record; its findings are added to `counts` by (entity, operator)."""
         out = dict(record)
-        result = Protected(out, findings=len(declared) + len(found))
+        result = Protected(out, findings=len(declared))
         by_field: dict[str, list[Finding]] = {}
         resolve, department, topic = self.resolver.resolve, self.department, self.topic
         for name, entity in declared:
@@ -237,11 +241,20 @@ class DlpStage:
             steps = nested.get(name)
             field_name = name if steps is None else str(steps[0])
             text = out[name] if steps is None else _at(out, steps)
+            # A finding under its rule's threshold is out before overlaps are resolved: a
+            # value the stronger reading may not act on is still protected as the weaker
+            # one (a routing number under a stricter rule, also a bank account number).
+            decided = [
+                (f, d)
+                for f in findings
+                if f.score >= (d := resolve(department, topic, field_name, f.entity)).min_score
+            ]
+            if len(decided) > 1:
+                decision_of = {id(f): d for f, d in decided}
+                decided = [(f, decision_of[id(f)]) for f in dedupe([f for f, _ in decided])]
+            result.findings += sum(1 for f, _ in decided if f.recognizer != "schema")
             # right to left, so earlier offsets stay valid while replacing
-            for f in sorted(findings, key=_start, reverse=True) if len(findings) > 1 else findings:
-                decision = resolve(department, topic, field_name, f.entity)
-                if f.score < decision.min_score:
-                    continue
+            for f, decision in reversed(decided) if len(decided) > 1 else decided:
                 if isinstance(decision.action, KeepParams):
                     counts[(f.entity, "keep")] = counts.get((f.entity, "keep"), 0) + 1
                     continue

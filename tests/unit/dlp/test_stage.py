@@ -14,7 +14,7 @@ from prometheus_client import REGISTRY
 from hub.dlp import registry
 from hub.dlp.engine import Engine
 from hub.dlp.operators import keyring_from_master
-from hub.dlp.policy import PolicyResolver, load_dlp_policy
+from hub.dlp.policy import PolicyResolver, Rule, load_dlp_policy
 from hub.dlp.stage import DlpStage, Protected, declared_pii
 from hub.dlp.vault import VaultPrivateKey, VaultPublicKey, open_value
 
@@ -191,6 +191,43 @@ def test_a_kept_address_with_digits_stays_whole() -> None:
         result = stage.protect({"email": address}, event_id="m1", now=NOW)
         assert result.record is not None
         assert (result.record["email"], result.incidents) == (address, [])
+
+
+def test_a_finding_under_its_rules_threshold_leaves_the_value_to_an_overlapping_one() -> None:
+    """A rule may ask more of an entity than the policy's threshold. A routing number under
+    such a rule is not acted on as one; the same digits, read as a bank account number
+    (also a finding, though a weaker one), are still protected as that, not let through."""
+    policy = load_dlp_policy(ROOT / "policies" / "dlp.yaml")
+    strict = Rule(
+        id="sales.routing-needs-a-checksum-and-more",
+        department="sales",
+        entities=["ABA_ROUTING_NUMBER"],
+        action=policy.entities["ABA_ROUTING_NUMBER"],
+        min_score=0.8,
+    )
+    stage = DlpStage(
+        Engine(registry.load()),
+        PolicyResolver(policy.model_copy(update={"rules": [strict, *policy.rules]})),
+        keyring_from_master(b"k" * 32),
+        department="sales",
+        topic="crm.raw.sales.leads.v1",
+        declared=declared_pii(ROOT / "schemas" / "sales" / "Lead.avsc"),
+    )
+    routing = "064280507"  # ABA checksum holds: 0.75 with context, under the rule's 0.8
+    result = stage.protect(
+        lead(1, f"Wire via ABA routing {routing} to the checking account."), event_id="r1", now=NOW
+    )
+    assert result.record is not None
+    assert routing not in result.record["notes"]
+    assert [(i["entity"], i["operator"], i["rule_id"]) for i in result.incidents] == [
+        ("US_BANK_NUMBER", "encrypt", "entity.US_BANK_NUMBER")
+    ]
+    assert result.findings == 6  # five declared fields, the bank number
+    # under the policy's own threshold, the stronger reading wins as before
+    plain = sales_stage().protect(
+        lead(1, f"Wire via ABA routing {routing}."), event_id="r2", now=NOW
+    )
+    assert [i["entity"] for i in plain.incidents] == ["ABA_ROUTING_NUMBER"]
 
 
 def test_incidents_carry_no_value(stage: DlpStage) -> None:
