@@ -168,7 +168,8 @@ class DlpStage:
         scanned again by every recognizer, and what overlaps a finding of `entity` itself
         is dropped: the field is declared to hold one, so a valid phone number whose
         digits pass the NHS mod-11 check (one in eleven) stays a phone, while an SSN,
-        which no phone recognizer takes, is still an SSN."""
+        which no phone recognizer takes, is still an SSN. Overlaps among the rest are left
+        to `_apply`, which resolves them after each rule's threshold, as for any field."""
         first = self._engine_without(entity).scan_records(texts, min_score=self.min_score)
         suspects = [
             (i, name)
@@ -190,7 +191,7 @@ class DlpStage:
                 and f.score >= self.min_score
                 and all(f.end <= o.start or f.start >= o.end for o in own)
             ]
-            out[i].extend(FieldFinding(name, f) for f in dedupe(others))
+            out[i].extend(FieldFinding(name, f) for f in others)
         return out
 
     def _engine_without(self, entity: str) -> Engine:

@@ -223,6 +223,14 @@ def test_a_finding_under_its_rules_threshold_leaves_the_value_to_an_overlapping_
         ("US_BANK_NUMBER", "encrypt", "entity.US_BANK_NUMBER")
     ]
     assert result.findings == 6  # five declared fields, the bank number
+    # the same in a declared field the policy keeps (scanned for other entities)
+    text = f"Wire via ABA routing {routing} to the checking account."
+    result = stage.protect({**lead(2, "no notes"), "last_name": text}, event_id="r3", now=NOW)
+    assert result.record is not None
+    assert routing not in result.record["last_name"]
+    assert [(i["field"], i["entity"]) for i in result.incidents] == [
+        ("last_name", "US_BANK_NUMBER")
+    ]
     # under the policy's own threshold, the stronger reading wins as before
     plain = sales_stage().protect(
         lead(1, f"Wire via ABA routing {routing}."), event_id="r2", now=NOW
