@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from functools import cache
 from typing import ClassVar, NamedTuple
@@ -75,6 +75,8 @@ class Recognizer(ABC):
     # non-alphanumerics removed), e.g. ("ssn", "socialsecuritynumber").
     field_names: ClassVar[tuple[str, ...]] = ()
     validated_score: ClassVar[float] = 1.0  # score when validate() confirms a checksum
+    # Entities `rescore` defers to: it runs only beside their recognizers (see `rescore`)
+    rescore_needs: ClassVar[frozenset[str]] = frozenset()
 
     def validate(self, candidate: str, pattern: Pattern) -> float | None:
         """Called once per candidate (the matched text). Return its score — the pattern's
@@ -122,7 +124,10 @@ class Recognizer(ABC):
         after context (`word`: the context word, ``"field name"``, or None): its score,
         lowered where the text or field says it is more likely something else. Never raised
         (the ceilings bound the score). Default: the score as it is. Only recognizers that
-        override it pay a call."""
+        override it pay a call. A lowering that leaves the value to another entity's
+        recognizer names that entity in `rescore_needs`, and runs only where that
+        recognizer scans too (an engine without it keeps the score: nothing else would
+        take the value)."""
         return score
 
     @classmethod
@@ -247,11 +252,18 @@ def digits(text: str) -> str:
 
 
 def scan_reference(
-    recognizer: Recognizer, text: str, *, field: str | None = None, min_score: float = 0.0
+    recognizer: Recognizer,
+    text: str,
+    *,
+    field: str | None = None,
+    min_score: float = 0.0,
+    beside: Collection[str] | None = None,
 ) -> Iterator[Finding]:
     """The simple, obviously-correct scan of one recognizer: every pattern on its own with
     ``re.finditer``. The engine's single-pass scan must agree with it; recognizer tests
-    use it."""
+    use it. `beside`: the entities of the other recognizers scanning with it (None: every
+    one, as in the registry's engine)."""
+    rescore = beside is None or recognizer.rescore_needs <= set(beside)
     field_ctx = recognizer.field_is_context(field)
     seen: set[tuple[int, int]] = set()
     for pattern in recognizer.patterns:
@@ -260,7 +272,14 @@ def scan_reference(
             if span in seen or m.start() == m.end():
                 continue
             finding = evaluate(
-                recognizer, pattern, text, m.start(), m.end(), field_ctx=field_ctx, field=field
+                recognizer,
+                pattern,
+                text,
+                m.start(),
+                m.end(),
+                field_ctx=field_ctx,
+                field=field,
+                rescore=rescore,
             )
             if finding is not None and finding.score >= min_score:
                 seen.add(span)
@@ -276,9 +295,11 @@ def evaluate(
     *,
     field_ctx: bool,
     field: str | None = None,
+    rescore: bool = True,
 ) -> Finding | None:
     """Validate one candidate and apply context; shared by the reference scan and the
-    engine so both score identically."""
+    engine so both score identically. `rescore`: whether `Recognizer.rescore` runs (the
+    recognizers of its `rescore_needs` scan too)."""
     # Context first: it is cheap, and a context-gated recognizer needs no validation
     # without it (same result either way).
     word = "field name" if field_ctx else recognizer.context_in(text, start, end)
@@ -290,7 +311,8 @@ def evaluate(
     validated = score >= recognizer.validated_score
     if word is not None:
         score = min(1.0, score + CONTEXT_BOOST)
-    score = recognizer.rescore(text, start, end, score, word, field)
+    if rescore:
+        score = recognizer.rescore(text, start, end, score, word, field)
     return Finding(
         entity=recognizer.entity,
         start=start,

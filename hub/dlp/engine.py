@@ -123,9 +123,10 @@ class Engine:
         self.recognizers = list(recognizers)
         self.entries: list[_Entry] = []
         specs: list[PatternSpec] = []
+        entities = frozenset(r.entity for r in self.recognizers)
         for rid, r in enumerate(self.recognizers):
             shaped = type(r).ceiling is not Recognizer.ceiling
-            rescored = type(r).rescore is not Recognizer.rescore
+            rescored = type(r).rescore is not Recognizer.rescore and r.rescore_needs <= entities
             for p in r.patterns:
                 self.entries.append(
                     _Entry(

@@ -91,6 +91,7 @@ class UkNhsRecognizer(Recognizer):
     field_names = ("nhsnumber", "nhsno", "nhs", "nhsid")
     # A passed check on a bare run is still a validated number, just an ambiguous one.
     validated_score: ClassVar[float] = _BARE_SCORE
+    rescore_needs: ClassVar[frozenset[str]] = frozenset({"PHONE_NUMBER"})
 
     def ceiling(self, candidate: str, pattern: Pattern) -> float:
         return _BARE_SCORE if candidate.isdigit() else 1.0
@@ -98,21 +99,20 @@ class UkNhsRecognizer(Recognizer):
     def rescore(
         self, text: str, start: int, end: int, score: float, word: str | None, field: str | None
     ) -> float:
-        """The bare score for a number the phone recognizer reports too, where the field is
-        a phone field or a phone context word is nearer to it than any NHS one
-        (`context_nearness`)."""
+        """The bare score for a number the phone recognizer reports too, where a phone
+        reading is nearer than any NHS one: a phone field with no NHS word in the text, or
+        a phone context word nearer to the number than every NHS word
+        (`context_nearness`). An NHS word beats the phone field itself ("NHS number 201
+        555 7105" typed into a phone column is an NHS number), not a nearer phone word."""
         if word == _FIELD or score <= _BARE_SCORE or not _dials(text, start, end):
             return score
         # the context first: few NHS numbers have a phone word near, and the phone's
         # validity costs more (libphonenumber's type patterns)
-        if PhoneRecognizer.field_is_context(field):
-            return _BARE_SCORE if _phone_too(text, start, end) else score
-        phone = context_nearness(PhoneRecognizer.context, text, start, end)
-        if phone is None:
-            return score
         own = None if word is None else context_nearness(self.context, text, start, end)
-        if own is not None and own <= phone:
-            return score
+        if own is not None or not PhoneRecognizer.field_is_context(field):
+            phone = context_nearness(PhoneRecognizer.context, text, start, end)
+            if phone is None or (own is not None and own <= phone):
+                return score
         return _BARE_SCORE if _phone_too(text, start, end) else score
 
     def validate(self, candidate: str, pattern: Pattern) -> float | None:

@@ -166,6 +166,15 @@ def test_the_nearest_context_decides_between_phone_and_nhs(number: str) -> None:
     for field in ("phone", "contact.mobile"):
         found = ENGINE.scan_text(number, field=field, min_score=THRESHOLD)
         assert [(f.entity, f.score) for f in found] == [("PHONE_NUMBER", 0.9)]
+        # an NHS word in a phone field beats the field, a nearer phone word beats it
+        found = ENGINE.scan_text(f"NHS number {number}", field=field, min_score=THRESHOLD)
+        assert [f.entity for f in found] == ["UK_NHS"]
+        text = f"NHS no {other}, mobile {number}"
+        found = ENGINE.scan_text(text, field=field, min_score=THRESHOLD)
+        assert [(text[f.start : f.end], f.entity) for f in found] == [
+            (other, "UK_NHS"),
+            (number, "PHONE_NUMBER"),
+        ]
 
 
 def test_rescore_only_lowers_what_the_phone_recognizer_takes_instead() -> None:
@@ -181,6 +190,19 @@ def test_rescore_only_lowers_what_the_phone_recognizer_takes_instead() -> None:
     assert nhs.rescore(plain, 5, len(plain), 1.0, None, None) == 1.0
     glued = f"call #{number}"  # the phone pattern does not start after "#"
     assert nhs.rescore(glued, 6, len(glued), 1.0, None, None) == 1.0
+    labelled = f"NHS number {number}"
+    assert nhs.rescore(labelled, 11, len(labelled), 1.0, "nhs", "phone") == 1.0
+
+
+def test_without_a_phone_recognizer_a_dialling_nhs_number_keeps_its_score() -> None:
+    """The lowering hands the number to the phone recognizer: an engine without one
+    (a policy scanning for NHS numbers only) keeps it an NHS number."""
+    text = f"call {DIALLABLE[0]}"
+    alone = Engine([UkNhsRecognizer()]).scan_text(text, min_score=0.0)
+    assert [(f.entity, f.score) for f in alone] == [("UK_NHS", 1.0)]
+    assert [f.score for f in scan_reference(UkNhsRecognizer(), text, beside=())] == [1.0]
+    assert [f.score for f in scan_reference(UkNhsRecognizer(), text)] == [0.4]
+    assert [f.score for f in ENGINE.scan_text_all(text) if f.entity == "UK_NHS"] == [0.4]
 
 
 # -- NL BSN ------------------------------------------------------------------------------
