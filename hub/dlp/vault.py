@@ -154,13 +154,23 @@ def entry_key(keys: KeyRing, token: str, origin: str, subject: str) -> str:
 
 
 _ENTRY_KEY = re.compile(r"(tok_[a-z0-9_]+)@[0-9a-f]{20}")
+_TOKEN = re.compile(r"tok_[a-z0-9_]+")
+# What the access log names when what was asked is no token: it may be the value itself,
+# pasted by mistake, and the log is kept for good.
+NOT_A_TOKEN = "(not a token)"  # noqa: S105 - a placeholder, no secret
 
 
 def token_of(text: str) -> str:
     """The token of a vault entry's topic key (`entry_key`), which is what a consumer of
-    ``crm.dlp.vault.v1`` has in hand; any other text as it is."""
-    found = _ENTRY_KEY.fullmatch(text.strip())
+    ``crm.dlp.vault.v1`` has in hand; any other text as it is, but for the spaces around."""
+    text = text.strip()
+    found = _ENTRY_KEY.fullmatch(text)
     return found.group(1) if found else text
+
+
+def is_token(text: str) -> bool:
+    """Whether `text` has a token's shape (``tok_<entity>_<digest>``: `tokenize`)."""
+    return _TOKEN.fullmatch(text) is not None
 
 
 def seal_value(public: VaultPublicKey, token: str, entity: str, value: str) -> bytes:
@@ -221,6 +231,8 @@ class TokenVault:
         if not actor.strip() or not reason.strip():
             raise DataQualityError("a reveal needs the actor's name and a reason")
         token = token_of(token)  # a topic key names the token (all owners' values are one)
+        if not is_token(token):
+            token = NOT_A_TOKEN  # logged as asked, but not as typed
         # the log row as far as the caller tells it: the lookup adds entity and outcome
         asked = RevealRecord(token, None, actor, role, reason, outcome="", at=now)
         for attempt in range(self.ATTEMPTS):
@@ -238,6 +250,8 @@ class TokenVault:
         if outcome == DENIED:
             allowed = ", ".join(sorted(self.reveal_roles)) or "none"
             raise RevealDenied(f"role {role!r} may not reveal tokens (allowed: {allowed})")
+        if outcome == UNKNOWN and token == NOT_A_TOKEN:
+            raise UnknownToken("not a vault token: tokens read tok_<entity>_<digest>")
         if outcome == UNKNOWN:
             raise UnknownToken("the vault holds no value for this token")
         if outcome == UNOPENED:
@@ -297,6 +311,7 @@ _BUSY = 5  # SQLITE_BUSY; extended codes (BUSY_SNAPSHOT, ...) keep it in their l
 
 
 __all__ = [
+    "NOT_A_TOKEN",
     "ChainContention",
     "RevealDenied",
     "TokenVault",

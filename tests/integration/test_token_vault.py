@@ -16,6 +16,7 @@ from sqlalchemy import Engine, func, insert, select, text
 
 from hub.dlp.operators import KeyRing, TokenizeParams, tokenize
 from hub.dlp.vault import (
+    NOT_A_TOKEN,
     RevealDenied,
     TokenVault,
     UnknownToken,
@@ -190,7 +191,33 @@ def test_a_key_of_the_vault_topic_reveals_its_token_and_is_logged_under_it(
         )
     with engine.connect() as conn:
         logged = conn.execute(select(DlpVaultReveal.token).order_by(DlpVaultReveal.seq)).scalars()
-        assert list(logged) == [TOKEN, TOKEN + "@zz"]
+        assert list(logged) == [TOKEN, NOT_A_TOKEN]  # a malformed key is no token
+
+
+def test_a_value_pasted_for_a_token_is_refused_and_not_logged_as_typed(
+    engine: Engine, private: VaultPrivateKey
+) -> None:
+    """Whoever pastes the value where the token goes must not leave it in the access log,
+    which is kept for good: the attempt is logged, under no token, and refused."""
+    vault = _vault(engine, private)
+    with pytest.raises(UnknownToken, match="not a vault token"):
+        vault.reveal(SSN, private, actor="ana", role="privacy-officer", reason="r", now=T0)
+    with pytest.raises(RevealDenied):  # refused for the role first, logged the same way
+        vault.reveal(f" {SSN} ", private, actor="bob", role="sales-rep", reason="r", now=T0)
+    assert (
+        vault.reveal(
+            f"  {TOKEN} ", private, actor="ana", role="privacy-officer", reason="r", now=T0
+        )
+        == SSN
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(select(DlpVaultReveal).order_by(DlpVaultReveal.seq)).all()
+    assert [(r.token, r.outcome) for r in rows] == [
+        (NOT_A_TOKEN, "unknown-token"),
+        (NOT_A_TOKEN, "role-denied"),
+        (TOKEN, "revealed"),
+    ]
+    assert all(SSN not in " ".join(str(v) for v in r._mapping.values()) for r in rows)
 
 
 def test_refusals_are_logged_too_and_say_why(engine: Engine, private: VaultPrivateKey) -> None:
