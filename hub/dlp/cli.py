@@ -19,7 +19,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from hub.dlp.base import Finding, Pattern, Recognizer
+from hub.dlp.base import Finding, Pattern, Recognizer, evaluate
 from hub.dlp.engine import Engine, walk_strings
 from hub.dlp.operators import MaskParams, mask
 from hub.errors import ConfigError
@@ -157,6 +157,36 @@ def _jsonl(number: int | str, field: str | None, f: Finding) -> dict[str, Any]:
     return out
 
 
+def _rescored(engine: Engine, text: str, field: str | None, f: Finding) -> str:
+    """Why a finding scores less than its validator and context gave it, where its
+    recognizer's `rescore` lowered it (the reading of another entity was nearer), or ""."""
+    entry = next(
+        (
+            e
+            for e in engine.entries
+            if (e.recognizer_name, e.pattern.name) == (f.recognizer, f.pattern)
+        ),
+        None,
+    )
+    if entry is None or entry.rescore is None:
+        return ""
+    recognizer = engine.recognizers[entry.rid]
+    before = evaluate(
+        recognizer,
+        entry.pattern,
+        text,
+        f.start,
+        f.end,
+        field_ctx=recognizer.field_is_context(field),
+        field=field,
+        rescore=False,
+    )
+    if before is None or before.score <= f.score:
+        return ""
+    others = " or ".join(sorted(recognizer.rescore_needs)) or "another entity's"
+    return f" (lowered from {before.score:.2f}: the {others} reading is nearer)"
+
+
 @app.command()
 def explain(
     text: str,
@@ -191,7 +221,7 @@ def explain(
             regex=patterns.get((f.recognizer, f.pattern), ""),
             context=f.context_word or "-",
             validator="checksum ok" if f.validated else "-",
-            score=f"{f.score:.2f}",
+            score=f"{f.score:.2f}{_rescored(engine, text, field, f)}",
             result=result,
         )
         blocks.append((f.start, 0, explained))

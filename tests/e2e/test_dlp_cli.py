@@ -88,6 +88,23 @@ def test_explain_says_why_a_lookalike_is_not_reported(tmp_path: Path) -> None:
     assert "0 finding(s) reported" in done.stdout
 
 
+def test_explain_says_when_a_nearer_reading_lowered_a_finding(tmp_path: Path) -> None:
+    """4425101057 passes the NHS check and dials in North America: after "call me on" the
+    phone reading wins, and explain says the NHS finding was lowered and why."""
+    done = crmhub("dlp", "explain", "call me on 442 510 1057", cwd=tmp_path, COLUMNS="120")
+    assert done.returncode == 0, done.stderr
+    blocks = [b for b in done.stdout.split("\n\n") if b.strip()]
+    nhs = next(b for b in blocks if "UK_NHS" in b.splitlines()[0])
+    assert "below 0.5" in nhs.splitlines()[0]
+    assert "0.40 (lowered from 1.00: the PHONE_NUMBER reading is nearer)" in nhs
+    phone = next(b for b in blocks if "PHONE_NUMBER" in b.splitlines()[0])
+    assert "reported" in phone.splitlines()[0]
+    assert "lowered" not in phone
+    labelled = crmhub("dlp", "explain", "NHS 442 510 1057", cwd=tmp_path, COLUMNS="120")
+    assert "lowered" not in labelled.stdout  # its own context word is nearer: not lowered
+    assert "442 510 1057" not in done.stdout + labelled.stdout
+
+
 def test_scan_of_a_missing_file_is_one_clear_line(tmp_path: Path) -> None:
     done = crmhub("dlp", "scan", str(tmp_path / "nope.txt"), cwd=tmp_path)
     assert done.returncode == 2
