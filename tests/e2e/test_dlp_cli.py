@@ -72,14 +72,19 @@ def test_explain_names_recognizer_pattern_and_validator(tmp_path: Path) -> None:
     assert CARD not in done.stdout  # masked even here
 
 
+def _block(stdout: str, entity: str) -> str:
+    """The block of `explain`'s output whose heading names `entity`."""
+    blocks = [b for b in stdout.split("\n\n") if b.strip()]
+    return next(b for b in blocks if entity in b.splitlines()[0])
+
+
 def test_explain_says_why_a_lookalike_is_not_reported(tmp_path: Path) -> None:
     """The SSA's published sample number has the SSN shape: explain shows the pattern that
     matched it and that the validator said no, still masked — readable in an 80-column
     terminal, one block per candidate."""
     done = crmhub("dlp", "explain", "ssn 123-45-6789", cwd=tmp_path, COLUMNS="80")
     assert done.returncode == 0, done.stderr
-    blocks = [b for b in done.stdout.split("\n\n") if b.strip()]
-    ssn_block = next(b for b in blocks if "US_SSN" in b.splitlines()[0])
+    ssn_block = _block(done.stdout, "US_SSN")
     assert "not reported: the validator rejected it" in ssn_block.splitlines()[0]
     assert "us_ssn, pattern ssn_dashed" in ssn_block
     assert "context     ssn" in ssn_block  # the context word the pattern had nearby
@@ -93,11 +98,10 @@ def test_explain_says_when_a_nearer_reading_lowered_a_finding(tmp_path: Path) ->
     phone reading wins, and explain says the NHS finding was lowered and why."""
     done = crmhub("dlp", "explain", "call me on 442 510 1057", cwd=tmp_path, COLUMNS="120")
     assert done.returncode == 0, done.stderr
-    blocks = [b for b in done.stdout.split("\n\n") if b.strip()]
-    nhs = next(b for b in blocks if "UK_NHS" in b.splitlines()[0])
+    nhs = _block(done.stdout, "UK_NHS")
     assert "below 0.5" in nhs.splitlines()[0]
     assert "0.40 (lowered from 1.00: the PHONE_NUMBER reading is nearer)" in nhs
-    phone = next(b for b in blocks if "PHONE_NUMBER" in b.splitlines()[0])
+    phone = _block(done.stdout, "PHONE_NUMBER")
     assert "reported" in phone.splitlines()[0]
     assert "lowered" not in phone
     labelled = crmhub("dlp", "explain", "NHS 442 510 1057", cwd=tmp_path, COLUMNS="120")
