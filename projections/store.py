@@ -140,8 +140,9 @@ TOMBSTONE_CONFLICT = OnConflict(("vault_key",), ("queued_at",))
 # COMMITTED two workers' batches (a consumer group splits the partitions) would each
 # decide on what the other has not committed yet, wherever one topic's rows depend on
 # another's: an employee's change (or vault entry) applied beside their erasure brought
-# the row back; a quarantine row beside its re-drive stayed open. SQLite serialises
-# writers itself (a write after a stale read fails, and the worker retries).
+# the row back; a quarantine row beside its re-drive stayed open. The lock holds only under
+# READ COMMITTED, which apply() therefore sets (`ProjectionStore._apply_engine`). SQLite
+# serialises writers itself (a write after a stale read fails, and the worker retries).
 _APPLY_LOCK = text(
     "SELECT pg_advisory_xact_lock((1129465160::bigint << 32)"
     " | CAST(CAST(CAST(:offsets AS regclass) AS oid) AS bigint))"
@@ -436,6 +437,16 @@ class ProjectionStore:
         if not audit_key:
             raise ValueError("audit_key must not be empty")
         self.engine = engine
+        # apply()'s transactions: READ COMMITTED on PostgreSQL whatever the server's
+        # default, since only there does a statement after the read model's lock see the
+        # batch that held it (under REPEATABLE READ the snapshot is the lock statement's,
+        # taken before its wait, and an erased employee came back). The isolation is reset
+        # when the connection goes back to the pool.
+        self._apply_engine = (
+            engine.execution_options(isolation_level="READ COMMITTED")
+            if engine.dialect.name == "postgresql"
+            else engine
+        )
         self.projection = projection
         self.topics = topics
         self._signer = LinkSigner(audit_key)
@@ -461,7 +472,7 @@ class ProjectionStore:
             positions[(item.topic, item.partition)] = item.offset + 1
 
         w = self._writer
-        with self.engine.begin() as conn:
+        with self._apply_engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(_APPLY_LOCK, {"offsets": OFFSETS.name})
             fresh = self._fresh_events(conn, events)

@@ -900,18 +900,42 @@ def test_erasure_wins_in_either_order_and_on_rebuild(
             other.dispose()
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+def _server_default(engine: Engine, isolation: str) -> None:
+    """Give `engine`'s sessions the default isolation `isolation`, as a DBA's ``ALTER
+    DATABASE … SET default_transaction_isolation`` would (the hub does not control it)."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET default_transaction_isolation = '{isolation}'")
+        dbapi_connection.commit()
+
+
+@pytest.mark.parametrize(
+    ("backend", "isolation"),
+    [(b, None) for b in BACKENDS]
+    + [("postgresql", "repeatable read")] * ("postgresql" in BACKENDS),
+)
 def test_two_workers_at_once_cannot_bring_an_erased_employee_back(
-    backend: str, database_urls: list[str], tmp_path: Path
+    backend: str, isolation: str | None, database_urls: list[str], tmp_path: Path
 ) -> None:
     """Two projection workers (a consumer group splits the topics' partitions): one
     applies an employee's erasure while the other applies a later change of theirs. The
     second batch read the read model before the first committed, and still the employee
     stays gone — its batch waits for the erasure's (PostgreSQL: the read model's lock) or
-    fails and is retried (SQLite: a write after a stale read), as the worker retries."""
+    fails and is retried (SQLite: a write after a stale read), as the worker retries.
+    Also where the server's default isolation is REPEATABLE READ, whose snapshot would be
+    taken before the lock's wait."""
     with fresh_database(backend, database_urls, tmp_path) as url:
         first, second = make_engine(url), make_engine(url)
+        if isolation is not None:
+            for engine in (first, second):
+                _server_default(engine, isolation)
         try:
+            if backend == "postgresql":
+                with second.connect() as conn:  # what a transaction gets unless told
+                    level = conn.exec_driver_sql("SHOW transaction_isolation").scalar()
+                assert level == (isolation or "read committed")
             a, b = ProjectionStore(first, audit_key=KEY), ProjectionStore(second, audit_key=KEY)
             a.apply([employee_event("7", 0, 0, 0)])
             holding, b_started, b_done = threading.Event(), threading.Event(), threading.Event()
