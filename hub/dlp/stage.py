@@ -166,10 +166,12 @@ class DlpStage:
         record: field -> text). One engine call without `entity`'s recognizers, since the
         field's own value needs no detection. A field where that finds something is
         scanned again by every recognizer, and what overlaps a finding of `entity` itself
-        is dropped: the field is declared to hold one, so a valid phone number whose
-        digits pass the NHS mod-11 check (one in eleven) stays a phone, while an SSN,
-        which no phone recognizer takes, is still an SSN. Overlaps among the rest are left
-        to `_apply`, which resolves them after each rule's threshold, as for any field."""
+        is dropped unless it outscores it: the field is declared to hold one, so a valid
+        phone number whose digits pass the NHS mod-11 check (one in eleven) stays a phone,
+        while an SSN, which no phone recognizer takes, is still an SSN, and a number the
+        text calls an NHS number ("NHS number 201 555 7105") is one. Overlaps among the
+        rest are left to `_apply`, which resolves them after each rule's threshold, as for
+        any field."""
         first = self._engine_without(entity).scan_records(texts, min_score=self.min_score)
         suspects = [
             (i, name)
@@ -189,7 +191,7 @@ class DlpStage:
                 for f in found
                 if f.entity != entity
                 and f.score >= self.min_score
-                and all(f.end <= o.start or f.start >= o.end for o in own)
+                and all(f.end <= o.start or f.start >= o.end or f.score > o.score for o in own)
             ]
             out[i].extend(FieldFinding(name, f) for f in others)
         return out
