@@ -153,8 +153,10 @@ def entry_key(keys: KeyRing, token: str, origin: str, subject: str) -> str:
     return f"{token}@{digest.hex()[:20]}"
 
 
-_ENTRY_KEY = re.compile(r"(tok_[a-z0-9_]+)@[0-9a-f]{20}")
-_TOKEN = re.compile(r"tok_[a-z0-9_]+")
+# A token is ``tok_<entity, lower-cased>_<digest>``: whatever an entity's name holds, no
+# space and no "@" (which parts a topic key's token from its owner).
+_ENTRY_KEY = re.compile(r"(tok_[^\s@]+)@[0-9a-f]{20}")
+_TOKEN = re.compile(r"tok_[^\s@]+")
 # What the access log names when what was asked is no token: it may be the value itself,
 # pasted by mistake, and the log is kept for good.
 NOT_A_TOKEN = "(not a token)"  # noqa: S105 - a placeholder, no secret
