@@ -183,8 +183,8 @@ def _rescored(engine: Engine, text: str, field: str | None, f: Finding) -> str:
     )
     if before is None or before.score <= f.score:
         return ""
-    others = " or ".join(sorted(recognizer.rescore_needs)) or "another entity's"
-    return f" (lowered from {before.score:.2f}: the {others} reading is nearer)"
+    others = " or ".join(sorted(recognizer.rescore_needs)) or "another entity"
+    return f" (lowered from {before.score:.2f}: its context or field reads {others})"
 
 
 @app.command()

@@ -100,7 +100,7 @@ def test_explain_says_when_a_nearer_reading_lowered_a_finding(tmp_path: Path) ->
     assert done.returncode == 0, done.stderr
     nhs = _block(done.stdout, "UK_NHS")
     assert "below 0.5" in nhs.splitlines()[0]
-    assert "0.40 (lowered from 1.00: the PHONE_NUMBER reading is nearer)" in nhs
+    assert "0.40 (lowered from 1.00: its context or field reads PHONE_NUMBER)" in nhs
     phone = _block(done.stdout, "PHONE_NUMBER")
     assert "reported" in phone.splitlines()[0]
     assert "lowered" not in phone
