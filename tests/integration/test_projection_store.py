@@ -900,15 +900,22 @@ def test_erasure_wins_in_either_order_and_on_rebuild(
             other.dispose()
 
 
-def _server_default(engine: Engine, isolation: str) -> None:
-    """Give `engine`'s sessions the default isolation `isolation`, as a DBA's ``ALTER
-    DATABASE … SET default_transaction_isolation`` would (the hub does not control it)."""
+def _server_default(url: str, isolation: str) -> str:
+    """`url` whose sessions start with default isolation `isolation`, as a DBA's ``ALTER
+    DATABASE … SET default_transaction_isolation`` starts them (the hub does not control
+    it)."""
+    parsed = make_url(url)
+    options = parsed.query.get("options", "")
+    setting = "-cdefault_transaction_isolation=" + isolation.replace(" ", "\\ ")
+    return parsed.update_query_dict({"options": f"{options} {setting}".strip()}).render_as_string(
+        hide_password=False
+    )
 
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        with dbapi_connection.cursor() as cursor:
-            cursor.execute(f"SET default_transaction_isolation = '{isolation}'")
-        dbapi_connection.commit()
+
+def _isolation(engine: Engine) -> str:
+    """What a transaction of `engine` gets unless told otherwise."""
+    with engine.connect() as conn:
+        return str(conn.exec_driver_sql("SHOW transaction_isolation").scalar())
 
 
 @pytest.mark.parametrize(
@@ -926,16 +933,13 @@ def test_two_workers_at_once_cannot_bring_an_erased_employee_back(
     fails and is retried (SQLite: a write after a stale read), as the worker retries.
     Also where the server's default isolation is REPEATABLE READ, whose snapshot would be
     taken before the lock's wait."""
-    with fresh_database(backend, database_urls, tmp_path) as url:
+    with fresh_database(backend, database_urls, tmp_path) as fresh:
+        url = fresh if isolation is None else _server_default(fresh, isolation)
         first, second = make_engine(url), make_engine(url)
-        if isolation is not None:
-            for engine in (first, second):
-                _server_default(engine, isolation)
         try:
+            server_default = isolation or "read committed"
             if backend == "postgresql":
-                with second.connect() as conn:  # what a transaction gets unless told
-                    level = conn.exec_driver_sql("SHOW transaction_isolation").scalar()
-                assert level == (isolation or "read committed")
+                assert _isolation(second) == server_default
             a, b = ProjectionStore(first, audit_key=KEY), ProjectionStore(second, audit_key=KEY)
             a.apply([employee_event("7", 0, 0, 0)])
             holding, b_started, b_done = threading.Event(), threading.Event(), threading.Event()
@@ -983,6 +987,8 @@ def test_two_workers_at_once_cannot_bring_an_erased_employee_back(
             assert not errors, errors
             assert overlapped == [True]
             assert hr_state(first) == ({}, {"7"})
+            if backend == "postgresql":  # apply() set its own; the rest keep the server's
+                assert _isolation(first) == _isolation(second) == server_default
         finally:
             first.dispose()
             second.dispose()
