@@ -371,11 +371,18 @@ def reveal(
 
     settings = load_settings()
     key = VaultPrivateKey.load(private_key or settings.vault_private_key_path)
-    roles = load_dlp_policy(settings.policies_dir / "dlp.yaml").vault.reveal_roles
+    policy = load_dlp_policy(settings.policies_dir / "dlp.yaml")
     engine = read_model(settings.effective_database_url)
     try:
         log_key = settings.existing_audit_key()
-        value = TokenVault(engine, set(roles), log_key=log_key).reveal(
+        vault = TokenVault(
+            engine,
+            set(policy.vault.reveal_roles),
+            log_key=log_key,
+            detector=_engine(),
+            min_score=policy.min_score,
+        )
+        value = vault.reveal(
             token,
             key,
             actor=actor or getpass.getuser(),

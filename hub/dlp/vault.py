@@ -44,6 +44,7 @@ from sqlalchemy.orm import Session
 from hub.errors import ConfigError, DataQualityError, FatalError, HubError, RetriableError
 
 if TYPE_CHECKING:
+    from hub.dlp.engine import Engine as DlpEngine
     from hub.dlp.operators import KeyRing
     from projections.access_log import RevealRecord
 
@@ -207,13 +208,37 @@ class TokenVault:
     ATTEMPTS = 5
 
     def __init__(
-        self, engine: Engine, reveal_roles: frozenset[str] | set[str], *, log_key: bytes
+        self,
+        engine: Engine,
+        reveal_roles: frozenset[str] | set[str],
+        *,
+        log_key: bytes,
+        detector: DlpEngine | None = None,
+        min_score: float = 0.5,
     ) -> None:
+        """`detector` (default: every registered recognizer, built at the first reveal)
+        finds what the reasons given hold at `min_score` (the DLP policy's threshold)."""
         if not log_key:
             raise ConfigError("the vault's access log needs the audit key to sign its rows")
         self.engine = engine
         self.reveal_roles = frozenset(reveal_roles)
         self.log_key = log_key
+        self._detector = detector
+        self._min_score = min_score
+
+    def scrubbed(self, reason: str) -> str:
+        """`reason` with what the DLP engine finds in it redacted (``[REDACTED:US_SSN]``):
+        a reason is free text ("DSAR for card 4111…"), and the access log is kept for good."""
+        from hub.dlp.operators import RedactParams, redact
+
+        if self._detector is None:
+            from hub.dlp import registry
+            from hub.dlp.engine import Engine as DlpEngine
+
+            self._detector = DlpEngine(registry.load())
+        for f in reversed(self._detector.scan_text(reason, min_score=self._min_score)):
+            reason = reason[: f.start] + redact(f.entity, RedactParams()) + reason[f.end :]
+        return reason
 
     def reveal(
         self,
@@ -236,7 +261,7 @@ class TokenVault:
         if not is_token(token):
             token = NOT_A_TOKEN  # logged as asked, but not as typed
         # the log row as far as the caller tells it: the lookup adds entity and outcome
-        asked = RevealRecord(token, None, actor, role, reason, outcome="", at=now)
+        asked = RevealRecord(token, None, actor, role, self.scrubbed(reason), outcome="", at=now)
         for attempt in range(self.ATTEMPTS):
             try:
                 outcome, value = self._logged_attempt(asked, private)

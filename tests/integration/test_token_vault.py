@@ -194,6 +194,22 @@ def test_a_key_of_the_vault_topic_reveals_its_token_and_is_logged_under_it(
         assert list(logged) == [TOKEN, NOT_A_TOKEN]  # a malformed key is no token
 
 
+def test_what_a_reason_holds_is_redacted_in_the_access_log(
+    engine: Engine, private: VaultPrivateKey
+) -> None:
+    """A reason is free text, and the log keeps it for good: a card number or e-mail
+    address written into it is redacted, as the DLP stage would; the rest stays as given."""
+    vault = _vault(engine, private)
+    reason = "DSAR 1187, disputed card 4111 1111 1111 1111, reply to ann.lee@example.com"
+    assert vault.reveal(TOKEN, private, actor="ana", role="privacy-officer", reason=reason, now=T0)
+    with engine.connect() as conn:
+        logged = conn.execute(select(DlpVaultReveal.reason)).scalar_one()
+    assert logged == (
+        "DSAR 1187, disputed card [REDACTED:CREDIT_CARD], reply to [REDACTED:EMAIL_ADDRESS]"
+    )
+    assert verify_log(engine, LOG_KEY).ok  # signed as logged
+
+
 def test_a_value_pasted_for_a_token_is_refused_and_not_logged_as_typed(
     engine: Engine, private: VaultPrivateKey
 ) -> None:
