@@ -183,10 +183,10 @@ def test_kept_phones_stay_whole_though_their_digits_pass_other_checksums(
         assert [i["entity"] for i in result.incidents] == ["US_SSN"]
     # a number the text calls an NHS number is one, though it dials and its field is a
     # phone's (201 555 7105 passes the mod-11 check)
-    for value in ("NHS number 201 555 7105", "nhs: 201-555-7105"):
-        result = stage.protect({field: value}, event_id="p-nhs", now=NOW)
+    for label, number in (("NHS number", "201 555 7105"), ("nhs:", "201-555-7105")):
+        result = stage.protect({field: f"{label} {number}"}, event_id="p-nhs", now=NOW)
         assert result.record is not None
-        assert "555" not in result.record[field], value
+        assert number not in result.record[field]
         assert [i["entity"] for i in result.incidents] == ["UK_NHS"]
 
 
